@@ -1,0 +1,141 @@
+"""Serving media files from disk: streamed in chunks (flat memory), with Range, ETag and injected faults."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from sora_nb.server.errors import ApiError
+from sora_nb.server.faults import DownloadFault, Faults
+
+CHUNK_BYTES = 256 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class InjectedDrop(Exception):
+    """Raised inside a response to cut the connection on purpose (the ``drop`` fault)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keep uvicorn from logging a traceback for a connection we cut on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None and getattr(exc, "exceptions", None):  # an exception group, on 3.11+
+            exc = exc.exceptions[0]  # type: ignore[attr-defined]
+        return not isinstance(exc, InjectedDrop)
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+class FileResponse(Response):
+    """Bytes ``start..end`` of a file, read and sent chunk by chunk."""
+
+    def __init__(
+        self,
+        path: anyio.Path,
+        *,
+        start: int,
+        end: int,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str,
+        fault: DownloadFault | None,
+    ) -> None:
+        super().__init__(status_code=status_code, headers=headers, media_type=media_type)
+        self.path, self.start, self.end, self.fault = path, start, end, fault
+        self.headers["content-length"] = str(end - start + 1 if end >= start else 0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope.get("method") == "HEAD" or self.end < self.start:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        fault = self.fault or DownloadFault()
+        sent, remaining, stalled = 0, self.end - self.start + 1, False
+        async with await anyio.open_file(self.path, "rb") as f:
+            await f.seek(self.start)
+            while remaining > 0:
+                chunk = await f.read(min(CHUNK_BYTES, remaining))
+                if not chunk:
+                    raise InjectedDrop("file shrank while it was being sent")
+                if fault.stall_at is not None and not stalled and sent + len(chunk) > fault.stall_at:
+                    head = chunk[: fault.stall_at - sent]
+                    await send({"type": "http.response.body", "body": head, "more_body": True})
+                    sent, remaining, chunk = sent + len(head), remaining - len(head), chunk[len(head) :]
+                    stalled = True
+                    await anyio.sleep(fault.stall)
+                if fault.drop_at is not None and sent + len(chunk) >= fault.drop_at:
+                    await send({"type": "http.response.body", "body": chunk[: fault.drop_at - sent], "more_body": True})
+                    raise InjectedDrop("connection cut by the drop fault")
+                await send({"type": "http.response.body", "body": chunk, "more_body": bool(remaining - len(chunk))})
+                sent += len(chunk)
+                remaining -= len(chunk)
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The single range a ``Range`` header asks for; None to send the whole file (also for multi-ranges)."""
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        length = int(last)
+        if length == 0:
+            raise ApiError(
+                416,
+                "Range asks for zero bytes.",
+                code="range_not_satisfiable",
+                headers={"content-range": f"bytes */{size}"},
+            )
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise ApiError(
+            416,
+            f"Range {header.strip()!r} is outside the file ({size} bytes).",
+            code="range_not_satisfiable",
+            headers={"content-range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+async def serve_file(
+    request: Request,
+    path: anyio.Path,
+    *,
+    media_type: str,
+    filename: str,
+    etag: str,
+    asset: tuple[str, str],
+    faults: Faults,
+) -> Response:
+    """A 200, 206, 304 or 416 answer for ``path`` honouring Range, If-Range and If-None-Match."""
+    size = (await path.stat()).st_size
+    headers = {
+        "accept-ranges": "bytes",
+        "etag": etag,
+        "cache-control": "private, max-age=3600",
+        "content-disposition": f'attachment; filename="{filename}"',
+    }
+    if etag in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    byte_range = _byte_range(wanted, size) if wanted and (if_range is None or if_range == etag) else None
+    if byte_range is None:
+        start, end, status = 0, size - 1, 200
+    else:
+        (start, end), status = byte_range, 206
+        headers["content-range"] = f"bytes {start}-{end}/{size}"
+    fault = faults.download(asset, start, end - start + 1) if request.method == "GET" else None
+    return FileResponse(
+        path, start=start, end=end, status_code=status, headers=headers, media_type=media_type, fault=fault
+    )

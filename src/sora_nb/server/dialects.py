@@ -1,0 +1,161 @@
+"""The API dialects the local server can speak, each as gateways in the wild speak it.
+
+A dialect decides the path prefix, how a caller authenticates, which request encodings are accepted, how
+a video record is written (status words, progress, times, extra fields), and how "not ready" and "unknown
+id" are answered. The job model underneath is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sora_nb.server.store import VideoState
+
+AuthStyle = Literal["bearer", "bearer-or-raw", "api-key"]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one family of endpoints speaks the Videos API."""
+
+    name: str
+    summary: str
+    prefix: str = "/v1"
+    auth: AuthStyle = "bearer"
+    accepts_json: bool = True
+    accepts_multipart: bool = True
+    requires_api_version: bool = False
+    id_prefix: str = "video_"
+    base64_ids: bool = False
+    strict_params: bool = True
+    status_words: dict[str, str] = field(default_factory=dict)
+    created_status: str | None = None
+    progress: Literal["int", "float", "percent"] = "int"
+    times: Literal["unix", "iso"] = "unix"
+    extra_fields: bool = False
+    echo_task_id: bool = False
+    content_redirect: bool = False
+    not_ready: tuple[int, str, str] = (404, "video_not_ready", "Video is not ready yet: its status is {status}.")
+    unknown_id: tuple[int, str] = (404, "video_not_found")
+
+    def status_word(self, status: str) -> str:
+        """The word this dialect uses for a canonical status."""
+        return self.status_words.get(status, status)
+
+
+DIALECTS: dict[str, Dialect] = {
+    d.name: d
+    for d in (
+        Dialect("openai", "the official contract: Bearer key, multipart or JSON, 404 video_not_ready"),
+        Dialect(
+            "json-fields",
+            "JSON-only gateway: duration/width/height/fps/seed/n/metadata, pending/processing, "
+            "ISO times, float progress, a url field when completed",
+            accepts_multipart=False,
+            status_words={"queued": "pending", "in_progress": "processing"},
+            progress="float",
+            times="iso",
+            extra_fields=True,
+        ),
+        Dialect(
+            "raw-token",
+            "multipart-only gateway that takes a bare `Authorization: <key>` (Bearer too)",
+            auth="bearer-or-raw",
+            accepts_json=False,
+        ),
+        Dialect(
+            "cdn-redirect",
+            "content answers 302 to a signed, expiring URL on a second origin; not ready is a 400",
+            content_redirect=True,
+            not_ready=(400, "task_not_completed", "Task is not completed yet (status: {status})."),
+        ),
+        Dialect(
+            "new-api",
+            "new-api style relay: task_ ids with / + = in them, id and task_id, first status `unknown`, "
+            'progress like "45%", unknown id -> 400 task_not_exist',
+            id_prefix="task_",
+            base64_ids=True,
+            echo_task_id=True,
+            created_status="unknown",
+            progress="percent",
+            unknown_id=(400, "task_not_exist"),
+            strict_params=False,
+        ),
+        Dialect(
+            "azure",
+            "Azure OpenAI style: `api-key` header, required `api-version` query, /openai/v1/videos paths",
+            prefix="/openai/v1",
+            auth="api-key",
+            requires_api_version=True,
+        ),
+    )
+}
+
+
+def get_dialect(name: str) -> Dialect:
+    """The dialect called ``name``; ValueError naming the choices otherwise."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown dialect {name!r}; choose one of: {', '.join(DIALECTS)}") from None
+
+
+def _time(value: float | None, dialect: Dialect) -> int | str | None:
+    if value is None:
+        return None
+    if dialect.times == "iso":
+        return dt.datetime.fromtimestamp(int(value), tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return int(value)
+
+
+def _progress(value: int, dialect: Dialect) -> int | float | str:
+    if dialect.progress == "float":
+        return float(value)
+    if dialect.progress == "percent":
+        return f"{value}%"
+    return value
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds as the official API writes them: "4", or "5.041" for an uploaded clip."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def video_record(state: VideoState, dialect: Dialect, *, content_url: str, created: bool = False) -> dict[str, Any]:
+    """The JSON record of a video as ``dialect`` writes it."""
+    status = dialect.status_word(state.status)
+    if created and dialect.created_status is not None:
+        status = dialect.created_status
+    record: dict[str, Any] = {
+        "id": state.id,
+        "object": "video",
+        "model": state.model,
+        "status": status,
+        "progress": _progress(state.progress, dialect),
+        "created_at": _time(state.created_at, dialect),
+        "completed_at": _time(state.completed_at, dialect),
+        "expires_at": _time(state.expires_at, dialect),
+        "prompt": state.prompt,
+        "size": f"{state.width}x{state.height}",
+        "seconds": seconds_text(state.seconds),
+        "remixed_from_video_id": state.remixed_from,
+        "error": dict(state.error) if state.error else None,
+    }
+    if dialect.echo_task_id:
+        record["task_id"] = state.id
+    if dialect.extra_fields:
+        record["seconds"] = f"{state.seconds:.1f}" if state.seconds == int(state.seconds) else record["seconds"]
+        record.update(
+            duration=int(state.seconds) if state.seconds == int(state.seconds) else state.seconds,
+            width=state.width,
+            height=state.height,
+            fps=state.fps,
+            seed=state.seed,
+            n=1,
+            metadata=state.metadata,
+        )
+        if state.status == "completed":
+            record["url"] = content_url
+    return record

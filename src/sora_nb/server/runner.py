@@ -1,0 +1,146 @@
+"""Running the local server with uvicorn: in a background thread (:func:`start`) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, VideosServer
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A bound socket (port 0 picks a free one); OSError says if the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _origin(host: str, sock: socket.socket) -> str:
+    port = sock.getsockname()[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class ServerHandle:
+    """A running local server: ``url``, ``base_url`` (what a client needs), ``key``, ``stop()``.
+
+    Use it as a context manager to stop the server on exit. The key is not part of the repr.
+    """
+
+    def __init__(self, app: VideosServer, server: uvicorn.Server, thread: threading.Thread | None, url: str) -> None:
+        self.app = app
+        self.url = url
+        self.base_url = url + app.dialect.prefix
+        self.key = app.config.key
+        self.dialect = app.dialect.name
+        self.data_dir = app.data_dir
+        self.cdn_url = app.cdn_url
+        self._server = server
+        self._thread = thread
+
+    def __repr__(self) -> str:
+        return f"ServerHandle(url={self.url!r}, dialect={self.dialect!r}, local preview)"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is still serving."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop serving and cancel running renders (they resume on the next start with the same data dir)."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.app.close()
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _prepare(
+    config: ServerConfig, host: str, port: int, log_level: str
+) -> tuple[VideosServer, uvicorn.Server, list[socket.socket], str]:
+    main = _bind(host, port)
+    sockets = [main]
+    app = VideosServer(config)
+    if app.dialect.content_redirect:
+        cdn = _bind(host, 0)
+        sockets.append(cdn)
+        app.cdn_port, app.cdn_url = cdn.getsockname()[1], _origin(host, cdn)
+    uv_config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=log_level in ("debug", "info", "trace"),
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=30,
+    )
+    return app, uvicorn.Server(uv_config), sockets, _origin(host, main)
+
+
+def start(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    dialect: str = "openai",
+    speed: float = 1.0,
+    data_dir: str | Path | None = None,
+    key: str = DEFAULT_KEY,
+    faults: str | None = None,
+    retention: float = 86400.0,
+    max_active: int = 32,
+    blocked_words: tuple[str, ...] = DEFAULT_BLOCKED_WORDS,
+    render_workers: int = 2,
+    log_level: str = "warning",
+) -> ServerHandle:
+    """Start a local Videos API server in a background thread and return its handle once it listens."""
+    config = ServerConfig(
+        dialect=dialect,
+        speed=speed,
+        data_dir=Path(data_dir) if data_dir else None,
+        key=key,
+        faults=faults,
+        retention=retention,
+        max_active=max_active,
+        blocked_words=tuple(blocked_words),
+        render_workers=render_workers,
+    )
+    app, server, sockets, url = _prepare(config, host, port, log_level)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="sora-nb-local-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            app.close()
+            raise RuntimeError(f"the local server did not start on {url}; see the log above")
+        time.sleep(0.01)
+    return ServerHandle(app, server, thread, url)
+
+
+def serve(config: ServerConfig, *, host: str, port: int, log_level: str = "info", announce: Any = print) -> None:
+    """Serve in the foreground until Ctrl+C, announcing the URL first."""
+    app, server, sockets, url = _prepare(replace(config), host, port, log_level)
+    handle = ServerHandle(app, server, None, url)
+    announce(handle)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        app.close()

@@ -1,0 +1,423 @@
+"""Jobs, uploaded files and characters of the local server, kept in memory and persisted in a data directory.
+
+A job's status is a pure function of the clock, its simulated schedule (queue time, run time, both scaled by
+the server's speed) and whether its real render has finished, so a restarted server answers the same way.
+Renders run on a small thread pool, off the event loop; a job interrupted by a restart is rendered again.
+
+Layout of the data directory (``<key>`` is a filesystem-safe encoding of the ID; IDs never become paths)::
+
+    jobs/<key>/job.json, video.mp4, thumbnail.webp, spritesheet.jpg, input.png, source.mp4
+    files/<key>/meta.json, blob
+    characters/<key>/character.json, video.mp4
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sora_nb.server.render import RenderCancelled, RenderError, RenderResult, RenderSpec, render
+
+log = logging.getLogger("sora_nb.server")
+
+Kind = Literal["generate", "remix", "edit", "extend"]
+Variant = Literal["video", "thumbnail", "spritesheet"]
+ASSETS: dict[str, tuple[str, str]] = {
+    "video": ("video.mp4", "video/mp4"),
+    "thumbnail": ("thumbnail.webp", "image/webp"),
+    "spritesheet": ("spritesheet.jpg", "image/jpeg"),
+}
+QUEUE_SECONDS = 0.5
+RUN_SECONDS_PER_CLIP_SECOND = 0.75
+MODERATION_FAILS_AT = 0.3
+
+
+def safe_key(identifier: str) -> str:
+    """A filesystem-safe, reversible directory name for any ID (base64url, no padding)."""
+    return base64.urlsafe_b64encode(identifier.encode()).decode().rstrip("=")
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON to a temporary sibling, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def new_id(prefix: str, *, base64_ids: bool = False) -> str:
+    """A fresh ID; with ``base64_ids`` one holding ``/``, ``+`` and ``=`` as some relays issue them."""
+    if not base64_ids:
+        return prefix + secrets.token_hex(24)
+    while True:
+        candidate = base64.b64encode(secrets.token_bytes(16)).decode()
+        if "/" in candidate and "+" in candidate:
+            return prefix + candidate
+
+
+@dataclass
+class JobRecord:
+    """What the server knows of one video job; persisted as ``job.json``."""
+
+    id: str
+    kind: Kind
+    model: str
+    prompt: str
+    width: int
+    height: int
+    seconds: float
+    fps: int
+    seed: int
+    created_at: float
+    queue_seconds: float
+    run_seconds: float
+    scene_prompt: str
+    remixed_from: str | None = None
+    source_id: str | None = None
+    has_image: bool = False
+    has_source: bool = False
+    metadata: dict[str, Any] | None = None
+    characters: list[str] = field(default_factory=list)
+    blocked_word: str | None = None
+    render_done_at: float | None = None
+    render_error: str | None = None
+    etags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoState:
+    """A job as seen at one instant: what a status response reports."""
+
+    id: str
+    model: str
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    progress: int
+    created_at: float
+    completed_at: float | None
+    expires_at: float | None
+    expired: bool
+    prompt: str
+    width: int
+    height: int
+    seconds: float
+    fps: int
+    seed: int
+    metadata: dict[str, Any] | None
+    remixed_from: str | None
+    error: Mapping[str, str] | None
+    remaining: float
+
+
+class Store:
+    """The server's jobs, files and characters; thread-safe; renders on a thread pool."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        speed: float = 1.0,
+        retention: float = 86400.0,
+        blocked_words: tuple[str, ...] = (),
+        render_workers: int = 2,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0 (1 = default pace, 10 = ten times faster)")
+        self.data_dir = Path(data_dir)
+        self.speed = speed
+        self.retention = retention
+        self.blocked = [(word, re.compile(rf"\b{re.escape(word.lower())}\b")) for word in blocked_words if word.strip()]
+        self._jobs: dict[str, JobRecord] = {}
+        self._lock = threading.RLock()
+        self._cancel: dict[str, threading.Event] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, render_workers), thread_name_prefix="sora-nb-render")
+        for sub in ("jobs", "files", "characters"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._load()
+
+    # ----- jobs -------------------------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        """The directory of a job's files."""
+        return self.data_dir / "jobs" / safe_key(job_id)
+
+    def _load(self) -> None:
+        for path in sorted((self.data_dir / "jobs").glob("*/job.json")):
+            try:
+                job = JobRecord(**json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("skipping unreadable job record %s: %s", path, exc)
+                continue
+            self._jobs[job.id] = job
+            if job.render_done_at is None and job.blocked_word is None:
+                self._start_render(job)
+
+    def _save(self, job: JobRecord) -> None:
+        write_json_atomic(self.job_dir(job.id) / "job.json", asdict(job))
+
+    def moderation(self, *texts: str) -> str | None:
+        """The first blocked word found in ``texts``, if any."""
+        for text in texts:
+            lowered = text.lower()
+            for word, pattern in self.blocked:
+                if pattern.search(lowered):
+                    return word
+        return None
+
+    def create(
+        self,
+        *,
+        id_prefix: str,
+        base64_ids: bool,
+        kind: Kind,
+        model: str,
+        prompt: str,
+        width: int,
+        height: int,
+        seconds: float,
+        fps: int = 24,
+        seed: int = 0,
+        scene_prompt: str | None = None,
+        segment_seconds: float | None = None,
+        remixed_from: str | None = None,
+        source_id: str | None = None,
+        image_png: bytes | None = None,
+        source_video: Path | None = None,
+        metadata: dict[str, Any] | None = None,
+        characters: list[str] | None = None,
+    ) -> JobRecord:
+        """Record a new job, persist it and start its render."""
+        clip = segment_seconds if segment_seconds is not None else seconds
+        run = RUN_SECONDS_PER_CLIP_SECOND * clip * (0.66 if kind == "edit" else 1.0)
+        with self._lock:
+            job_id = new_id(id_prefix, base64_ids=base64_ids)
+            while job_id in self._jobs:
+                job_id = new_id(id_prefix, base64_ids=base64_ids)
+            job = JobRecord(
+                id=job_id,
+                kind=kind,
+                model=model,
+                prompt=prompt,
+                width=width,
+                height=height,
+                seconds=seconds,
+                fps=fps,
+                seed=seed,
+                created_at=time.time(),
+                queue_seconds=QUEUE_SECONDS / self.speed,
+                run_seconds=run / self.speed,
+                scene_prompt=scene_prompt if scene_prompt is not None else prompt,
+                remixed_from=remixed_from,
+                source_id=source_id,
+                has_image=image_png is not None,
+                has_source=source_video is not None,
+                metadata=metadata,
+                characters=list(characters or []),
+                blocked_word=self.moderation(prompt),
+            )
+            directory = self.job_dir(job_id)
+            directory.mkdir(parents=True, exist_ok=True)
+            if image_png is not None:
+                (directory / "input.png").write_bytes(image_png)
+            if source_video is not None:
+                shutil.copyfile(source_video, directory / "source.mp4")
+            self._save(job)
+            self._jobs[job_id] = job
+            if job.blocked_word is None:
+                self._start_render(job)
+            return job
+
+    def _spec(self, job: JobRecord) -> RenderSpec:
+        directory = self.job_dir(job.id)
+        mode: Literal["generate", "remix", "edit", "extend"] = job.kind
+        text = job.prompt
+        if job.characters:
+            text = f"{text} (featuring {', '.join(job.characters)})"
+        return RenderSpec(
+            prompt=text,
+            width=job.width,
+            height=job.height,
+            seconds=job.seconds,
+            fps=job.fps,
+            seed=job.seed,
+            mode=mode,
+            scene_prompt=job.scene_prompt if job.kind in ("remix", "extend") else None,
+            image=directory / "input.png" if job.has_image else None,
+            source=directory / "source.mp4" if job.has_source else None,
+        )
+
+    def _start_render(self, job: JobRecord) -> None:
+        cancel = threading.Event()
+        self._cancel[job.id] = cancel
+        spec = self._spec(job)
+        future = self._pool.submit(render, spec, self.job_dir(job.id), cancelled=cancel.is_set)
+        future.add_done_callback(lambda f: self._render_done(job.id, f))
+
+    def _render_done(self, job_id: str, future: Future[RenderResult]) -> None:
+        with self._lock:
+            self._cancel.pop(job_id, None)
+            job = self._jobs.get(job_id)
+            if job is None or future.cancelled():
+                return
+            exc = future.exception()
+            if isinstance(exc, RenderCancelled):
+                return
+            if exc is not None:
+                log.error("render of %s failed: %s", job_id, exc)
+                job.render_error = (
+                    str(exc) if isinstance(exc, RenderError) else "the local renderer failed; see the server log"
+                )
+            else:
+                directory = self.job_dir(job_id)
+                for variant, (name, _) in ASSETS.items():
+                    stat = (directory / name).stat()
+                    job.etags[variant] = f'"{variant}-{stat.st_size:x}-{int(stat.st_mtime_ns):x}"'
+            job.render_done_at = time.time()
+            if self.job_dir(job_id).exists():
+                self._save(job)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job with this ID, or None."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self) -> list[JobRecord]:
+        """All jobs, oldest first."""
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id))
+
+    def active_count(self, now: float | None = None) -> int:
+        """How many jobs are queued or in progress."""
+        now = time.time() if now is None else now
+        return sum(self.state(job, now).status in ("queued", "in_progress") for job in self.jobs())
+
+    def state(self, job: JobRecord, now: float | None = None) -> VideoState:
+        """The job's status, progress and times at ``now``."""
+        now = time.time() if now is None else now
+        start = job.created_at + job.queue_seconds
+        finish = start + job.run_seconds
+        status: Literal["queued", "in_progress", "completed", "failed"]
+        completed_at = expires_at = None
+        error: dict[str, str] | None = None
+        remaining = max(0.0, finish - now)
+        if job.blocked_word is not None and now >= start + MODERATION_FAILS_AT * job.run_seconds:
+            status, progress = "failed", int(100 * MODERATION_FAILS_AT)
+            completed_at = start + MODERATION_FAILS_AT * job.run_seconds
+            error = {
+                "code": "moderation_blocked",
+                "message": f"The prompt was blocked by the local server's moderation list (word: "
+                f"{job.blocked_word!r}). Rephrase the prompt; the list is set with --blocked-words.",
+            }
+        elif job.render_error is not None:
+            status, progress, completed_at = "failed", 0, job.render_done_at
+            error = {"code": "render_failed", "message": job.render_error}
+        elif now < start:
+            status, progress = "queued", 0
+        elif now < finish or job.render_done_at is None:
+            status = "in_progress"
+            fraction = (now - start) / job.run_seconds if job.run_seconds > 0 else 1.0
+            progress = max(0, min(99, int(100 * fraction)))
+            if job.render_done_at is None and remaining == 0.0:
+                remaining = 0.25
+        else:
+            status, progress = "completed", 100
+            completed_at = max(finish, job.render_done_at)
+            expires_at = completed_at + self.retention
+        expired = expires_at is not None and now >= expires_at
+        return VideoState(
+            id=job.id,
+            model=job.model,
+            status=status,
+            progress=progress,
+            created_at=job.created_at,
+            completed_at=completed_at,
+            expires_at=expires_at,
+            expired=expired,
+            prompt=job.prompt,
+            width=job.width,
+            height=job.height,
+            seconds=job.seconds,
+            fps=job.fps,
+            seed=job.seed,
+            metadata=job.metadata,
+            remixed_from=job.remixed_from,
+            error=error,
+            remaining=remaining,
+        )
+
+    def asset(self, job: JobRecord, variant: str) -> Path:
+        """The path of a finished job's asset (``video``, ``thumbnail`` or ``spritesheet``)."""
+        return self.job_dir(job.id) / ASSETS[variant][0]
+
+    def expire_assets(self, job: JobRecord) -> None:
+        """Delete an expired job's media files (the record stays, as on the hosted service)."""
+        for name, _ in ASSETS.values():
+            (self.job_dir(job.id) / name).unlink(missing_ok=True)
+
+    def delete(self, job_id: str) -> bool:
+        """Delete a job and its files, cancelling its render if it is running; False if unknown."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+            if job is None:
+                return False
+            cancel = self._cancel.pop(job_id, None)
+            if cancel is not None:
+                cancel.set()
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            return True
+
+    # ----- uploaded files and characters --------------------------------------------------------------------
+    def put_file(self, data: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
+        """Keep an uploaded file; its record is the OpenAI ``file`` object."""
+        file_id = new_id("file-")
+        directory = self.data_dir / "files" / safe_key(file_id)
+        directory.mkdir(parents=True)
+        (directory / "blob").write_bytes(data)
+        record = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+        }
+        write_json_atomic(directory / "meta.json", record)
+        return record
+
+    def file_path(self, file_id: str) -> Path | None:
+        """The bytes of an uploaded file, or None if unknown."""
+        path = self.data_dir / "files" / safe_key(file_id) / "blob"
+        return path if path.is_file() else None
+
+    def put_character(self, name: str, video: Path) -> dict[str, Any]:
+        """Keep a character made from an uploaded video."""
+        char_id = new_id("char_")
+        directory = self.data_dir / "characters" / safe_key(char_id)
+        directory.mkdir(parents=True)
+        shutil.copyfile(video, directory / "video.mp4")
+        record = {"id": char_id, "object": "character", "name": name, "created_at": int(time.time())}
+        write_json_atomic(directory / "character.json", record)
+        return record
+
+    def get_character(self, char_id: str) -> dict[str, Any] | None:
+        """A character's record, or None if unknown."""
+        path = self.data_dir / "characters" / safe_key(char_id) / "character.json"
+        if not path.is_file():
+            return None
+        record: dict[str, Any] = json.loads(path.read_text())
+        return record
+
+    def close(self) -> None:
+        """Cancel running renders and stop the pool (unfinished jobs render again on the next start)."""
+        with self._lock:
+            for event in self._cancel.values():
+                event.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,56 @@
+"""Helpers for tests: authenticated clients, waiting for jobs, reading MP4 boxes."""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+import httpx
+
+from sora_nb.server import ServerHandle
+
+
+def client_for(handle: ServerHandle, **kwargs: Any) -> httpx.Client:
+    """A plain httpx client authenticated the way the handle's dialect expects."""
+    if handle.dialect == "azure":
+        headers = {"api-key": handle.key}
+        kwargs.setdefault("params", {"api-version": "preview"})
+    else:
+        headers = {"Authorization": f"Bearer {handle.key}"}
+    return httpx.Client(base_url=handle.base_url, headers=headers, timeout=30, **kwargs)
+
+
+def wait_for(
+    client: httpx.Client,
+    video_id: str,
+    *,
+    statuses: tuple[str, ...] = ("completed", "failed"),
+    timeout: float = 60,
+    path_id: str | None = None,
+) -> dict[str, Any]:
+    """Poll a video until its status is one of ``statuses``; the last record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/videos/{path_id or video_id}")
+        response.raise_for_status()
+        record: dict[str, Any] = response.json()
+        if record["status"] in statuses:
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"video {video_id} still {record['status']} after {timeout} s")
+        time.sleep(0.1)
+
+
+def mp4_boxes(data: bytes) -> list[str]:
+    """The top-level box types of an MP4, in file order."""
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
+        boxes.append(kind.decode("latin-1"))
+        if size < 8:
+            break
+        offset += size
+    return boxes
