@@ -83,6 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         serve(config, host=args.host, port=args.port, log_level=args.log_level, announce=_announce(bool(args.key)))
+    except KeyboardInterrupt:
+        print("sora-nb serve: stopped.", flush=True)
     except OSError as exc:
         print(
             f"sora-nb serve: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "

@@ -92,9 +92,16 @@ def test_remix_then_delete(sdk: openai.OpenAI, finished: openai.types.Video) -> 
         sdk.videos.retrieve(remix.id)
 
 
-def test_extend_and_edit(sdk: openai.OpenAI, finished: openai.types.Video) -> None:
-    extended = sdk.videos.extend(video={"id": finished.id}, prompt="the fox leaps over a frozen creek", seconds="4")
-    edited = sdk.videos.edit(video={"id": finished.id}, prompt="make it a watercolour painting")
+def test_extend_and_edit(sdk: openai.OpenAI, finished: openai.types.Video, tmp_path: Path) -> None:
+    # The SDK sends edits/extensions as multipart and cannot encode a {"id"} reference there (it takes the dict
+    # for a file), so the reference form goes as JSON through the SDK's generic post, the upload form as multipart.
+    clip = download(sdk, finished.id, "video", tmp_path)
+    extended = sdk.videos.extend(video=("fox.mp4", clip, "video/mp4"), prompt="the fox leaps a creek", seconds="4")
+    edited = sdk.post(
+        "/videos/edits",
+        body={"video": {"id": finished.id}, "prompt": "make it a watercolour painting"},
+        cast_to=openai.types.Video,
+    )
     extended, edited = sdk.videos.poll(extended.id), sdk.videos.poll(edited.id)
     assert extended.status == "completed" and extended.seconds == "8"
     assert edited.status == "completed" and edited.seconds == "4" and edited.size == "1280x720"
