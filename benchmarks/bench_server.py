@@ -39,23 +39,39 @@ def bench_render(quick: bool) -> None:
             runs = 3 if seconds == 4 else 2
             for run in range(runs):
                 with tempfile.TemporaryDirectory() as out:
-                    spec = RenderSpec(prompt=f"benchmark clip number {run}", width=width, height=height,
-                                      seconds=seconds, seed=run)
+                    spec = RenderSpec(
+                        prompt=f"benchmark clip number {run}", width=width, height=height, seconds=seconds, seed=run
+                    )
                     started = time.perf_counter()
                     result = render(spec, Path(out))
                     times.append(time.perf_counter() - started)
             median = statistics.median(times)
-            print(f"| {seconds} s | {width}x{height} | {result.frames} | {runs} | {median:.2f} | {min(times):.2f} "
-                  f"| {seconds / median:.1f}x |")
+            print(
+                f"| {seconds} s | {width}x{height} | {result.frames} | {runs} | {median:.2f} | {min(times):.2f} "
+                f"| {seconds / median:.1f}x |"
+            )
     print()
 
 
 def _fake_job(data_dir: Path, size_mib: int) -> str:
     """A finished job whose video is a ``size_mib`` MiB file (content does not matter for serving)."""
-    job = JobRecord(id="video_bench", kind="generate", model="sora-2", prompt="bench", width=1280, height=720,
-                    seconds=4, fps=24, seed=0, created_at=time.time() - 60, queue_seconds=0, run_seconds=0,
-                    scene_prompt="bench", render_done_at=time.time() - 59,
-                    etags={"video": '"bench"', "thumbnail": '"t"', "spritesheet": '"s"'})
+    job = JobRecord(
+        id="video_bench",
+        kind="generate",
+        model="sora-2",
+        prompt="bench",
+        width=1280,
+        height=720,
+        seconds=4,
+        fps=24,
+        seed=0,
+        created_at=time.time() - 60,
+        queue_seconds=0,
+        run_seconds=0,
+        scene_prompt="bench",
+        render_done_at=time.time() - 59,
+        etags={"video": '"bench"', "thumbnail": '"t"', "spritesheet": '"s"'},
+    )
     directory = data_dir / "jobs" / safe_key(job.id)
     directory.mkdir(parents=True)
     block = os.urandom(1024 * 1024)
@@ -79,9 +95,22 @@ def bench_serving() -> None:
         data_dir = Path(tmp)
         video_id = _fake_job(data_dir, SERVE_MIB)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sora_nb.server", "--port", "0", "--data-dir", str(data_dir), "--key", KEY,
-             "--log-level", "warning"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "sora_nb.server",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--key",
+                KEY,
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert proc.stdout is not None
         url = ""
@@ -130,8 +159,10 @@ def bench_serving() -> None:
     print(f"## Serving a {SERVE_MIB} MiB file to {CLIENTS} concurrent clients (server in its own process)\n")
     print("| served | wall s | throughput MiB/s | server RSS before MiB | peak RSS MiB | growth MiB |")
     print("|---|---|---|---|---|---|")
-    print(f"| {total_mib:.0f} MiB | {elapsed:.1f} | {total_mib / elapsed:.0f} | {baseline:.1f} | {peak:.1f} "
-          f"| {peak - baseline:.1f} |")
+    print(
+        f"| {total_mib:.0f} MiB | {elapsed:.1f} | {total_mib / elapsed:.0f} | {baseline:.1f} | {peak:.1f} "
+        f"| {peak - baseline:.1f} |"
+    )
     print()
 
 

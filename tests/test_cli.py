@@ -18,7 +18,9 @@ URL = re.compile(r"listening on (http://\S+)")
 def _launch(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
     proc = subprocess.Popen(
         [*args, "--port", "0", "--data-dir", str(tmp_path), "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     assert proc.stdout is not None
@@ -66,7 +68,9 @@ def test_custom_key_is_not_printed(tmp_path: Path) -> None:
 def test_bad_flags_exit_with_a_clear_message(extra: list[str], message: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sora_nb.cli", "serve", "--port", "0", "--data-dir", str(tmp_path), *extra],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -78,7 +82,10 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     try:
         result = subprocess.run(
             [sys.executable, "-m", "sora_nb.cli", "serve", "--port", port, "--data-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=60, env={**os.environ},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
         )
         assert result.returncode == 2 and "--port 0" in result.stderr
     finally:

@@ -19,6 +19,7 @@ Image.new("RGB", (640, 480), "red").save(PNG_640, "PNG")
 DATA_URL_640 = "data:image/png;base64," + base64.b64encode(PNG_640.getvalue()).decode()
 
 # (name, method, path, request kwargs, status, error code, param)
+# fmt: off
 CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | None]] = [
     ("missing prompt", "POST", "/videos", {"json": {"model": "sora-2"}}, 400, "missing_required_parameter", "prompt"),
     ("empty prompt", "POST", "/videos", {"json": {"prompt": "   "}}, 400, "invalid_value", "prompt"),
@@ -101,6 +102,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str, str | None]] = [
     ("range unsatisfiable", "GET", "/videos/{done}/content", {"headers": {"Range": "bytes=999999999-"}}, 416,
      "range_not_satisfiable", None),
 ]
+# fmt: on
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +113,34 @@ def ids(server: ServerHandle) -> Iterator[dict[str, str]]:
         done = client.post("/videos", json={"prompt": "bad input table source"}).json()["id"]
         wait_for(client, done)
     slow = server.app.store
-    pending = slow.create(id_prefix="video_", base64_ids=False, kind="generate", model="sora-2", prompt="pending",
-                          width=720, height=1280, seconds=4)
+    pending = slow.create(
+        id_prefix="video_",
+        base64_ids=False,
+        kind="generate",
+        model="sora-2",
+        prompt="pending",
+        width=720,
+        height=1280,
+        seconds=4,
+    )
     pending.queue_seconds = 3600.0
     yield {"done": done, "pending": pending.id}
 
 
-@pytest.mark.parametrize(("name", "method", "path", "kwargs", "status", "code", "param"), CASES,
-                         ids=[case[0] for case in CASES])
-def test_bad_input(server: ServerHandle, ids: dict[str, str], name: str, method: str, path: str,
-                   kwargs: dict[str, Any], status: int, code: str, param: str | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "method", "path", "kwargs", "status", "code", "param"), CASES, ids=[case[0] for case in CASES]
+)
+def test_bad_input(
+    server: ServerHandle,
+    ids: dict[str, str],
+    name: str,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+    param: str | None,
+) -> None:
     path = path.replace("{done}", ids["done"]).replace("{pending}", ids["pending"])
     if "json" in kwargs and isinstance(kwargs["json"], dict) and isinstance(kwargs["json"].get("video"), dict):
         kwargs = {"json": {**kwargs["json"], "video": {"id": ids["done"]}}}

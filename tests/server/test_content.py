@@ -61,7 +61,7 @@ def test_etag_revalidation_and_if_range(done: tuple[httpx.Client, dict[str, Any]
 
 
 def test_head_sends_headers_only(done: tuple[httpx.Client, dict[str, Any], bytes]) -> None:
-    client, video, data = done
+    client, video, _ = done
     response = client.head(f"/videos/{video['id']}/content?variant=thumbnail")
     assert response.status_code == 200 and response.content == b""
     assert response.headers["content-type"] == "image/webp"

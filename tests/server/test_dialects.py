@@ -32,15 +32,29 @@ def test_openai_accepts_multipart_and_json(make_server: Callable[..., ServerHand
 
 def test_json_fields_dialect(make_server: Callable[..., ServerHandle]) -> None:
     handle = make_server(dialect="json-fields", speed=1.0)
-    body = {"prompt": "a kite over dunes", "duration": 4, "width": 1280, "height": 720, "fps": 24, "seed": 7,
-            "n": 1, "metadata": {"lesson": "3"}}
+    body = {
+        "prompt": "a kite over dunes",
+        "duration": 4,
+        "width": 1280,
+        "height": 720,
+        "fps": 24,
+        "seed": 7,
+        "n": 1,
+        "metadata": {"lesson": "3"},
+    }
     with client_for(handle) as client:
         refused = client.post("/videos", files=form(prompt="multipart is refused"))
         assert refused.status_code == 415 and "application/json" in refused.json()["error"]["message"]
         video = client.post("/videos", json=body).json()
         assert video["status"] == "pending"
         assert (video["duration"], video["width"], video["height"], video["fps"], video["seed"], video["n"]) == (
-            4, 1280, 720, 24, 7, 1)
+            4,
+            1280,
+            720,
+            24,
+            7,
+            1,
+        )
         assert video["metadata"] == {"lesson": "3"} and video["seconds"] == "4.0"
         assert isinstance(video["progress"], float)
         assert dt.datetime.fromisoformat(video["created_at"].replace("Z", "+00:00")).tzinfo is not None
