@@ -35,7 +35,7 @@ def _launch(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[str], str
 
 @pytest.mark.parametrize(
     "command",
-    [[sys.executable, "-m", "sora_nb.cli", "serve"], [sys.executable, "-m", "sora_nb.server"]],
+    [[str(Path(sys.executable).with_name("sora-nb")), "serve"], [sys.executable, "-m", "sora_nb.server"]],
     ids=["sora-nb serve", "python -m sora_nb.server"],
 )
 def test_serve_prints_url_and_key_and_answers(command: list[str], tmp_path: Path) -> None:

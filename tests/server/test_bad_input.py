@@ -114,8 +114,6 @@ def ids(server: ServerHandle) -> Iterator[dict[str, str]]:
         wait_for(client, done)
     slow = server.app.store
     pending = slow.create(
-        id_prefix="video_",
-        base64_ids=False,
         kind="generate",
         model="sora-2",
         prompt="pending",

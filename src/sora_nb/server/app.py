@@ -28,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 from sora_nb.server import params
 from sora_nb.server.content import serve_file
 from sora_nb.server.dialects import Dialect, get_dialect, video_record
-from sora_nb.server.errors import ApiError, error_response, invalid
+from sora_nb.server.errors import ApiError, invalid
 from sora_nb.server.faults import Faults
 from sora_nb.server.inputs import image_bytes, image_png, uploaded_video
 from sora_nb.server.store import ASSETS, JobRecord, Store, VideoState, safe_key
@@ -82,6 +82,8 @@ class VideosServer:
             retention=retention,
             blocked_words=config.blocked_words,
             render_workers=config.render_workers,
+            id_prefix=self.dialect.id_prefix,
+            base64_ids=self.dialect.base64_ids,
         )
         self.cdn_port: int | None = None
         self.cdn_url: str | None = None
@@ -158,35 +160,35 @@ class VideosServer:
                 "bearer": "`Authorization: Bearer <key>`",
                 "bearer-or-raw": "`Authorization: <key>` or `Authorization: Bearer <key>`",
             }[self.dialect.auth]
-            return error_response(
+            return ApiError(
                 401,
                 f"Missing or incorrect API key. Send it as {how}: the key `sora-nb serve` printed when it started, "
                 "or the one it was given with --key.",
                 code="invalid_api_key",
-            )
+            ).response()
         if self.dialect.requires_api_version and not request.query_params.get("api-version"):
-            return error_response(
+            return ApiError(
                 400,
                 "Missing required query parameter 'api-version' (e.g. ?api-version=preview).",
                 code="missing_api_version",
                 param="api-version",
-            )
+            ).response()
         if self.faults.rate_limited():
-            return error_response(
+            return ApiError(
                 429,
                 f"Rate limit reached (injected fault); retry after {self.faults.retry_after} s.",
                 code="rate_limit_exceeded",
                 type="rate_limit_error",
                 headers={"retry-after": str(self.faults.retry_after)},
-            )
+            ).response()
         status = self.faults.server_error(request.method)
         if status is not None:
-            return error_response(
+            return ApiError(
                 status,
                 "The server had an error (injected fault); retry the request.",
                 code="server_error",
                 type="server_error",
-            )
+            ).response()
         return None
 
     # ----- helpers ------------------------------------------------------------------------------------------
@@ -304,8 +306,6 @@ class VideosServer:
             png = image_png(await image_bytes(image_value, self.store, image_param), width, height, image_param)
         self._check_capacity()
         job = self.store.create(
-            id_prefix=d.id_prefix,
-            base64_ids=d.base64_ids,
             kind="generate",
             model=model,
             prompt=prompt,
@@ -368,8 +368,6 @@ class VideosServer:
         prompt = params.prompt(fields)
         self._check_capacity()
         job = self.store.create(
-            id_prefix=self.dialect.id_prefix,
-            base64_ids=self.dialect.base64_ids,
             kind="remix",
             model=source.model,
             prompt=prompt,
@@ -405,8 +403,6 @@ class VideosServer:
         try:
             self._check_capacity()
             job = self.store.create(
-                id_prefix=d.id_prefix,
-                base64_ids=d.base64_ids,
                 kind="extend" if extend else "edit",
                 model=source.model if source else params.DEFAULT_MODEL,
                 prompt=prompt,
@@ -586,6 +582,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"Method {request.method} is not allowed on {request.url.path!r}."
     else:
         message = str(exc.detail)
-    return error_response(
+    return ApiError(
         exc.status_code, message, code="not_found" if exc.status_code == 404 else "bad_request", headers=exc.headers
-    )
+    ).response()

@@ -125,36 +125,37 @@ def seconds_text(seconds: float) -> str:
 
 def video_record(state: VideoState, dialect: Dialect, *, content_url: str, created: bool = False) -> dict[str, Any]:
     """The JSON record of a video as ``dialect`` writes it."""
+    job = state.job
     status = dialect.status_word(state.status)
     if created and dialect.created_status is not None:
         status = dialect.created_status
     record: dict[str, Any] = {
-        "id": state.id,
+        "id": job.id,
         "object": "video",
-        "model": state.model,
+        "model": job.model,
         "status": status,
         "progress": _progress(state.progress, dialect),
-        "created_at": _time(state.created_at, dialect),
+        "created_at": _time(job.created_at, dialect),
         "completed_at": _time(state.completed_at, dialect),
         "expires_at": _time(state.expires_at, dialect),
-        "prompt": state.prompt,
-        "size": f"{state.width}x{state.height}",
-        "seconds": seconds_text(state.seconds),
-        "remixed_from_video_id": state.remixed_from,
+        "prompt": job.prompt,
+        "size": f"{job.width}x{job.height}",
+        "seconds": seconds_text(job.seconds),
+        "remixed_from_video_id": job.remixed_from,
         "error": dict(state.error) if state.error else None,
     }
     if dialect.echo_task_id:
-        record["task_id"] = state.id
+        record["task_id"] = job.id
     if dialect.extra_fields:
-        record["seconds"] = f"{state.seconds:.1f}" if state.seconds == int(state.seconds) else record["seconds"]
+        record["seconds"] = f"{job.seconds:.1f}" if job.seconds == int(job.seconds) else record["seconds"]
         record.update(
-            duration=int(state.seconds) if state.seconds == int(state.seconds) else state.seconds,
-            width=state.width,
-            height=state.height,
-            fps=state.fps,
-            seed=state.seed,
+            duration=int(job.seconds) if job.seconds == int(job.seconds) else job.seconds,
+            width=job.width,
+            height=job.height,
+            fps=job.fps,
+            seed=job.seed,
             n=1,
-            metadata=state.metadata,
+            metadata=job.metadata,
         )
         if state.status == "completed":
             record["url"] = content_url

@@ -30,23 +30,8 @@ class ApiError(Exception):
 
     def response(self) -> JSONResponse:
         """The JSON response for this error."""
-        return error_response(
-            self.status, self.message, code=self.code, param=self.param, type=self.type, headers=self.headers
-        )
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    code: str,
-    param: str | None = None,
-    type: str = "invalid_request_error",
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    """A JSON error response in the OpenAI envelope."""
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def invalid(message: str, *, param: str | None = None, code: str = "invalid_value") -> ApiError:

@@ -96,24 +96,14 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class VideoState:
-    """A job as seen at one instant: what a status response reports."""
+    """A job as seen at one instant: what a status response reports besides the job's own fields."""
 
-    id: str
-    model: str
+    job: JobRecord
     status: Literal["queued", "in_progress", "completed", "failed"]
     progress: int
-    created_at: float
     completed_at: float | None
     expires_at: float | None
     expired: bool
-    prompt: str
-    width: int
-    height: int
-    seconds: float
-    fps: int
-    seed: int
-    metadata: dict[str, Any] | None
-    remixed_from: str | None
     error: Mapping[str, str] | None
     remaining: float
 
@@ -129,12 +119,15 @@ class Store:
         retention: float = 86400.0,
         blocked_words: tuple[str, ...] = (),
         render_workers: int = 2,
+        id_prefix: str = "video_",
+        base64_ids: bool = False,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0 (1 = default pace, 10 = ten times faster)")
         self.data_dir = Path(data_dir)
         self.speed = speed
         self.retention = retention
+        self.id_prefix, self.base64_ids = id_prefix, base64_ids
         self.blocked = [(word, re.compile(rf"\b{re.escape(word.lower())}\b")) for word in blocked_words if word.strip()]
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.RLock()
@@ -175,8 +168,6 @@ class Store:
     def create(
         self,
         *,
-        id_prefix: str,
-        base64_ids: bool,
         kind: Kind,
         model: str,
         prompt: str,
@@ -198,9 +189,9 @@ class Store:
         clip = segment_seconds if segment_seconds is not None else seconds
         run = RUN_SECONDS_PER_CLIP_SECOND * clip * (0.66 if kind == "edit" else 1.0)
         with self._lock:
-            job_id = new_id(id_prefix, base64_ids=base64_ids)
+            job_id = new_id(self.id_prefix, base64_ids=self.base64_ids)
             while job_id in self._jobs:
-                job_id = new_id(id_prefix, base64_ids=base64_ids)
+                job_id = new_id(self.id_prefix, base64_ids=self.base64_ids)
             job = JobRecord(
                 id=job_id,
                 kind=kind,
@@ -333,22 +324,12 @@ class Store:
             expires_at = completed_at + self.retention
         expired = expires_at is not None and now >= expires_at
         return VideoState(
-            id=job.id,
-            model=job.model,
+            job=job,
             status=status,
             progress=progress,
-            created_at=job.created_at,
             completed_at=completed_at,
             expires_at=expires_at,
             expired=expired,
-            prompt=job.prompt,
-            width=job.width,
-            height=job.height,
-            seconds=job.seconds,
-            fps=job.fps,
-            seed=job.seed,
-            metadata=job.metadata,
-            remixed_from=job.remixed_from,
             error=error,
             remaining=remaining,
         )
