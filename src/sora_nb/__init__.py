@@ -1,7 +1,71 @@
-"""sora_nb: live AI video generation in Jupyter notebooks."""
+"""sora_nb: live AI video generation in Jupyter notebooks, for any OpenAI-style ``/v1/videos`` endpoint.
+
+With nothing configured, jobs go to an embedded local preview server (synthetic videos, no key, offline).
+"""
 
 from __future__ import annotations
 
+from sora_nb.cache import CachedVideo, VideoCache
+from sora_nb.client import AsyncVideosClient
+from sora_nb.config import Settings, configure, settings
+from sora_nb.errors import (
+    AuthenticationError,
+    BudgetExceededError,
+    ConnectError,
+    DeadlineExceededError,
+    DownloadError,
+    GenerationFailedError,
+    InvalidRequestError,
+    JobCancelledError,
+    NotFoundError,
+    NotReadyError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    SoraError,
+    VideoExpiredError,
+)
+from sora_nb.jobs import Job, attach, edit, extend, remix, submit
+from sora_nb.video import Video, parse_video
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+
+def cache() -> VideoCache:
+    """The cache for the settings in force."""
+    return VideoCache(settings().cache_dir)
+
+
+__all__ = [
+    "AsyncVideosClient",
+    "AuthenticationError",
+    "BudgetExceededError",
+    "CachedVideo",
+    "ConnectError",
+    "DeadlineExceededError",
+    "DownloadError",
+    "GenerationFailedError",
+    "InvalidRequestError",
+    "Job",
+    "JobCancelledError",
+    "NotFoundError",
+    "NotReadyError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ServerError",
+    "Settings",
+    "SoraError",
+    "Video",
+    "VideoCache",
+    "VideoExpiredError",
+    "__version__",
+    "attach",
+    "cache",
+    "configure",
+    "edit",
+    "extend",
+    "parse_video",
+    "remix",
+    "settings",
+    "submit",
+]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +56,29 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {','.join(DEFAULT_BLOCKED_WORDS)})",
     )
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+    g = sub.add_parser(
+        "generate",
+        help="generate a video and print its cached path",
+        description="Generate a video (on the local preview server unless SORA_NB_BASE_URL is set), show "
+        "progress, and print the path of the cached MP4. Running the same request again costs nothing.",
+    )
+    g.add_argument("prompt", help="what the video should show")
+    g.add_argument("--model", help="model name (default: the server's, sora-2)")
+    g.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
+    g.add_argument("--seconds", help="clip length: 4, 8, 12, 16 or 20")
+    g.add_argument("--image", type=Path, help="a PNG, JPEG or WEBP to start from (must match --size)")
+    g.add_argument("--seed", type=int, help="seed, where the service supports one")
+    g.add_argument("--out", type=Path, help="also copy the MP4 here")
+    g.add_argument("--new", action="store_true", help="make a fresh take even if this request was made before")
+
+    c = sub.add_parser("cache", help="look at or clean the local video cache")
+    c_sub = c.add_subparsers(dest="cache_command", required=True)
+    c_sub.add_parser("path", help="print the cache directory")
+    c_sub.add_parser("ls", help="list cached videos, newest first")
+    p = c_sub.add_parser("prune", help="remove old cached videos")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="remove videos saved more than DAYS ago")
+    p.add_argument("--keep", type=int, metavar="N", help="keep only the newest N videos")
     return parser
 
 
@@ -98,12 +123,73 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from sora_nb.errors import SoraError
+    from sora_nb.jobs import submit
+    from sora_nb.progress import follow
+
+    try:
+        job = submit(
+            args.prompt,
+            model=args.model,
+            size=args.size,
+            seconds=args.seconds,
+            image=args.image,
+            seed=args.seed,
+            new=args.new,
+        )
+        follow(job)
+        path = job.result()
+    except SoraError as exc:
+        print(f"sora-nb generate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sora-nb generate: interrupted; run the same command again to pick the job up.", file=sys.stderr)
+        return 130
+    if job.backend == "local preview":
+        print("(local preview: a synthetic video from the embedded server, not a real model)", file=sys.stderr)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, args.out)
+        print(args.out)
+    else:
+        print(path)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from sora_nb.cache import VideoCache
+    from sora_nb.config import settings
+
+    cache = VideoCache(settings().cache_dir)
+    if args.cache_command == "path":
+        print(cache.root)
+    elif args.cache_command == "ls":
+        entries = cache.ls()
+        for entry in entries:
+            saved = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.saved_at))
+            size = entry.path.stat().st_size / 2**20 if entry.path else 0.0
+            print(f"{entry.id}  {saved}  {size:6.1f} MiB  {entry.prompt[:60]}")
+        print(f"{len(entries)} videos, {cache.size() / 2**20:.1f} MiB in {cache.root}", file=sys.stderr)
+    else:
+        if args.older_than is None and args.keep is None:
+            print("sora-nb cache prune: give --older-than DAYS and/or --keep N", file=sys.stderr)
+            return 2
+        removed = cache.prune(
+            older_than=args.older_than * 86400 if args.older_than is not None else None, keep=args.keep
+        )
+        print(f"removed {len(removed)} videos")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sora-nb``."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return 2  # pragma: no cover - argparse requires a command
+    if args.command == "generate":
+        return _generate(args)
+    return _cache(args)
 
 
 if __name__ == "__main__":

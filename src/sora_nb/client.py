@@ -1,0 +1,540 @@
+"""``AsyncVideosClient``: one method per Videos API endpoint over httpx, with retries and streamed downloads.
+
+- GETs, DELETEs and downloads are retried on 408/409/429/5xx and transport errors, with exponential backoff,
+  full jitter and ``Retry-After``. A create is re-sent only when it provably did not reach the server (the
+  connection was never made) or the server refused it with 429.
+- Redirects are followed by hand: every auth header is dropped on a hop to another origin.
+- Downloads stream to a temporary file, resume with ``Range`` (guarded by ``If-Range``) after a drop or an idle
+  stall, are checked (status, content type, magic bytes, length), and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from sora_nb import errors
+from sora_nb.providers import Body, ImageInput, Provider, create_fields, encode, get_provider, load_image
+from sora_nb.video import Video, parse_video
+
+log = logging.getLogger("sora_nb")
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
+NOT_READY_CODES = frozenset({"video_not_ready", "task_not_completed", "not_ready"})
+EXPIRED_CODES = frozenset({"video_expired", "expired"})
+MAX_REDIRECTS = 5
+CHUNK = 256 * 1024
+Variant = Literal["video", "thumbnail", "spritesheet"]
+ProgressCallback = Callable[[int, int | None], None]
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def media_ok(variant: str, head: bytes) -> bool:
+    """Whether the first bytes look like the asset: MP4 ``ftyp`` at offset 4; WEBP, JPEG or PNG images."""
+    if variant == "video":
+        return head[4:8] == b"ftyp"
+    return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:3] == b"\xff\xd8\xff" or head[:4] == b"\x89PNG"
+
+
+class AsyncVideosClient:
+    """An async client for an OpenAI-style ``/v1/videos`` endpoint in any provider dialect.
+
+    ``requests`` counts the requests sent by operation (``create``, ``retrieve``, ``list``, ``download``, ...).
+    The key lives only in this object's memory and never appears in its repr or in errors.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        provider: str | Provider = "openai",
+        api_version: str | None = None,
+        timeout: float = 60.0,
+        idle_timeout: float = 30.0,
+        max_retries: int = 5,
+        max_connections: int = 16,
+        auth_header: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
+        self.base_url = self.provider.base_url(base_url)
+        self._base = httpx.URL(self.base_url)
+        self._key = api_key
+        self._auth_header = auth_header
+        self.api_version = api_version or ("preview" if self.provider.needs_api_version else None)
+        self.max_retries = max_retries
+        self.idle_timeout = idle_timeout
+        self.requests: Counter[str] = Counter()
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, read=idle_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            follow_redirects=False,
+            headers={"User-Agent": "sora_nb"},
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncVideosClient(base_url={self.base_url!r}, provider={self.provider.name!r})"
+
+    async def __aenter__(self) -> AsyncVideosClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ----- plumbing -----------------------------------------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _auth(self) -> dict[str, str]:
+        headers = self.provider.auth_headers(self._key)
+        if self._auth_header and self._key:
+            headers = {self._auth_header: self._key}
+        return headers
+
+    def _url(self, path: str) -> httpx.URL:
+        url = httpx.URL(self.base_url + path)
+        return url.copy_merge_params({"api-version": self.api_version}) if self.api_version else url
+
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send, following redirects by hand; auth headers go only to the configured origin."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if _origin(request.url) == _origin(self._base):
+                request.headers.update(self._auth())
+            else:
+                for name in list(request.headers):
+                    if name.lower() in AUTH_HEADERS or (
+                        self._auth_header and name.lower() == self._auth_header.lower()
+                    ):
+                        del request.headers[name]
+            response = await self._http.send(request, stream=stream)
+            if response.status_code not in (301, 302, 303, 307, 308) or "location" not in response.headers:
+                return response
+            await response.aclose()
+            target = request.url.join(response.headers["location"])
+            if response.status_code in (307, 308):
+                request = httpx.Request(request.method, target, headers=request.headers, content=request.content)
+            else:
+                headers = {
+                    k: v for k, v in request.headers.items() if k.lower() not in ("content-type", "content-length")
+                }
+                request = httpx.Request("GET", target, headers=headers)
+        raise errors.ServerError(f"more than {MAX_REDIRECTS} redirects from {self._base.host}")
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(60.0, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        return random.uniform(0, min(8.0, 0.5 * 2**attempt))
+
+    async def _request(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        *,
+        body: Body | None = None,
+        params: Mapping[str, Any] | None = None,
+        resend: Literal["always", "unsent"] = "always",
+    ) -> httpx.Response:
+        """One API call with retries; a SoraError for any answer that is not a success."""
+        url = self._url(path).copy_merge_params(dict(params or {}))
+        headers: dict[str, str] = {}
+        if op == "create":
+            headers["Idempotency-Key"] = "sora-nb-" + "".join(random.choices("0123456789abcdef", k=32))
+        attempt = 0
+        while True:
+            request = self._http.build_request(
+                method,
+                url,
+                headers=headers,
+                json=body.json if body and not body.multipart else None,
+                data=body.data if body and body.multipart else None,
+                files=(body.files or _ForceMultipart()) if body and body.multipart else None,
+            )
+            self.requests[op] += 1
+            try:
+                response = await self._send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt >= self.max_retries:
+                    raise errors.ConnectError(f"cannot reach {self._base.host} ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                if resend == "unsent" or attempt >= self.max_retries:
+                    what = "the request may have reached the server; it was not re-sent" if resend == "unsent" else ""
+                    raise errors.ConnectError(
+                        f"connection to {self._base.host} failed ({type(exc).__name__}){'; ' + what if what else ''}"
+                    ) from None
+            else:
+                if response.status_code < 400:
+                    return response
+                retryable = response.status_code in RETRY_STATUSES and (
+                    resend == "always" or response.status_code == 429
+                )
+                if not retryable or attempt >= self.max_retries:
+                    raise self._error(response)
+                log.info("sora_nb: %s %s answered %s; retrying", method, path.split("?")[0], response.status_code)
+                await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
+                attempt += 1
+                continue
+            await asyncio.sleep(self._delay(attempt, None))
+            attempt += 1
+
+    def _error(self, response: httpx.Response) -> errors.SoraError:
+        """The SoraError for an error response; never contains the key."""
+        status = response.status_code
+        code: str | None = None
+        param: str | None = None
+        message = ""
+        try:
+            payload = response.json()
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if isinstance(payload, Mapping):
+            err = payload.get("error", payload)
+            if isinstance(err, Mapping):
+                code = str(err.get("code")) if err.get("code") is not None else None
+                param = str(err.get("param")) if err.get("param") is not None else None
+                message = str(err.get("message") or "")
+            elif isinstance(err, str):
+                message = err
+        if not message:
+            text = _TAGS.sub(" ", response.text[:2000])
+            message = " ".join(text.split())[:300] or response.reason_phrase
+        message = self._redact(f"{response.request.method} {response.request.url.path}: HTTP {status}: {message}")
+        lowered = message.lower()
+        if code in NOT_READY_CODES or "not completed" in lowered or "not ready" in lowered:
+            return errors.NotReadyError(message, status=status, code=code)
+        if code in EXPIRED_CODES or status == 410:
+            return errors.VideoExpiredError(message, status=status, code=code)
+        if status in (401, 403):
+            return errors.AuthenticationError(message, status=status, code=code)
+        if status == 404 or code in ("task_not_exist", "video_not_found"):
+            return errors.NotFoundError(message, status=status, code=code)
+        if status == 429:
+            after = response.headers.get("retry-after")
+            retry_after = float(after) if after and after.replace(".", "", 1).isdigit() else None
+            return errors.RateLimitError(message, retry_after=retry_after, code=code)
+        if status >= 500:
+            return errors.ServerError(message, status=status, code=code)
+        return errors.InvalidRequestError(message, param=param, status=status, code=code)
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError):
+            snippet = " ".join(_TAGS.sub(" ", response.text[:300]).split())
+            raise errors.ResponseFormatError(
+                self._redact(
+                    f"{response.request.url.path} answered {response.headers.get('content-type', '?')} "
+                    f"that is not JSON: {snippet[:200]!r}"
+                )
+            ) from None
+
+    async def _video(self, op: str, method: str, path: str, **kwargs: Any) -> Video:
+        response = await self._request(op, method, path, **kwargs)
+        video = parse_video(self._json(response))
+        hint = response.headers.get("openai-poll-after-ms", "")
+        return dataclasses.replace(video, poll_after=int(hint) / 1000) if hint.isdigit() else video
+
+    async def _post(
+        self, op: str, path: str, fields: Mapping[str, Any], files: Mapping[str, ImageInput | Path] | None = None
+    ) -> Video:
+        """POST a create-like request in the provider's encoding (``auto``: multipart, then JSON once)."""
+        encoding = self.provider.encoding
+        multipart = encoding in ("multipart", "auto") or bool(files)
+        try:
+            return await self._video(
+                op, "POST", path, body=encode(fields, multipart=multipart, files=files), resend="unsent"
+            )
+        except errors.InvalidRequestError as exc:
+            if encoding != "auto" or files or exc.status not in (400, 415):
+                raise
+            log.warning(
+                "sora_nb: %s refused a multipart body (HTTP %s); sending it once more as JSON. "
+                "Set provider='openai' or 'json-fields' to skip this step.",
+                self._base.host,
+                exc.status,
+            )
+            return await self._video(op, "POST", path, body=encode(fields, multipart=False), resend="unsent")
+
+    @staticmethod
+    def _id(video_id: str) -> str:
+        return quote(video_id, safe="")
+
+    # ----- endpoints ----------------------------------------------------------------------------------------
+    async def create(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        size: str | None = None,
+        seconds: int | str | None = None,
+        image: str | Path | bytes | ImageInput | None = None,
+        seed: int | None = None,
+        **extra: Any,
+    ) -> Video:
+        """Create a video job (``POST /videos``); never re-sent once it may have reached the server."""
+        ref = image if isinstance(image, ImageInput) or image is None else load_image(image)
+        multipart = self.provider.encoding in ("multipart", "auto") or (
+            ref is not None and ref.data is not None and self.provider.fields == "openai"
+        )
+        fields, files = create_fields(
+            self.provider,
+            prompt=prompt,
+            model=model,
+            size=size,
+            seconds=seconds,
+            seed=seed,
+            image=ref,
+            extra=extra,
+            multipart=multipart,
+        )
+        return await self._post("create", "/videos", fields, files)
+
+    async def retrieve(self, video_id: str) -> Video:
+        """The job's current record (``GET /videos/{id}``)."""
+        return await self._video("retrieve", "GET", f"/videos/{self._id(video_id)}")
+
+    async def list_page(
+        self, *, limit: int = 100, after: str | None = None, order: Literal["asc", "desc"] = "desc"
+    ) -> tuple[list[Video], bool, str | None]:
+        """One page of ``GET /videos``: (videos, has_more, last_id)."""
+        params: dict[str, Any] = {"limit": limit, "order": order}
+        if after:
+            params["after"] = after
+        payload = self._json(await self._request("list", "GET", "/videos", params=params))
+        items = payload.get("data") if isinstance(payload, Mapping) else payload
+        if not isinstance(items, list):
+            raise errors.ResponseFormatError("the video list has no 'data' array")
+        videos = [parse_video(item) for item in items]
+        has_more = bool(payload.get("has_more")) if isinstance(payload, Mapping) else False
+        last = payload.get("last_id") if isinstance(payload, Mapping) else None
+        return videos, has_more, str(last) if last else (videos[-1].id if videos else None)
+
+    async def list(self, *, limit: int = 100, order: Literal["asc", "desc"] = "desc") -> AsyncIterator[Video]:
+        """Every video, page by page (``GET /videos`` with ``after``)."""
+        after: str | None = None
+        while True:
+            videos, has_more, last = await self.list_page(limit=limit, after=after, order=order)
+            for video in videos:
+                yield video
+            if not has_more or not last or last == after:
+                return
+            after = last
+
+    async def delete(self, video_id: str) -> bool:
+        """Delete a video on the server (``DELETE /videos/{id}``)."""
+        payload = self._json(await self._request("delete", "DELETE", f"/videos/{self._id(video_id)}"))
+        return bool(payload.get("deleted", True)) if isinstance(payload, Mapping) else True
+
+    async def remix(self, video_id: str, prompt: str) -> Video:
+        """A new job: the video changed by ``prompt`` (``POST /videos/{id}/remix``)."""
+        return await self._post("remix", f"/videos/{self._id(video_id)}/remix", {"prompt": prompt})
+
+    async def _derive(self, op: str, path: str, video: str | Path, fields: dict[str, Any]) -> Video:
+        if isinstance(video, Path):
+            return await self._post(op, path, fields, {"video": video})
+        return await self._post(op, path, {"video": {"id": video}, **fields})
+
+    async def edit(self, video: str | Path, prompt: str) -> Video:
+        """A new job: ``video`` (an ID, or a local MP4 to upload) visibly edited (``POST /videos/edits``)."""
+        return await self._derive("edit", "/videos/edits", video, {"prompt": prompt})
+
+    async def extend(self, video: str | Path, prompt: str, seconds: int | str) -> Video:
+        """A new job: ``video`` followed by a new segment of ``seconds`` (``POST /videos/extensions``)."""
+        return await self._derive("extend", "/videos/extensions", video, {"prompt": prompt, "seconds": str(seconds)})
+
+    async def create_character(self, name: str, video: Path) -> dict[str, Any]:
+        """A character from an uploaded video (``POST /videos/characters``)."""
+        body = encode({"name": name}, multipart=True, files={"video": Path(video)})
+        payload = self._json(await self._request("character", "POST", "/videos/characters", body=body, resend="unsent"))
+        if not isinstance(payload, dict) or "id" not in payload:
+            raise errors.ResponseFormatError("the character record has no 'id' field")
+        return payload
+
+    async def get_character(self, character_id: str) -> dict[str, Any]:
+        """A character's record (``GET /videos/characters/{id}``)."""
+        payload = self._json(await self._request("character", "GET", f"/videos/characters/{self._id(character_id)}"))
+        if not isinstance(payload, dict):
+            raise errors.ResponseFormatError("the character record is not a JSON object")
+        return payload
+
+    # ----- downloads ----------------------------------------------------------------------------------------
+    async def download(
+        self,
+        video_id: str,
+        dest: Path,
+        *,
+        variant: Variant = "video",
+        url: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Stream an asset to ``dest`` (via ``dest.part``), resuming after drops; the file is whole and valid or absent.
+
+        ``url`` overrides the content endpoint (a dialect's result URL).
+        """
+        dest = Path(dest)
+        part = dest.with_name(dest.name + ".part")
+        target = (
+            httpx.URL(url)
+            if url
+            else self._url(f"/videos/{self._id(video_id)}/content").copy_merge_params(
+                {"variant": variant} if variant != "video" else {}
+            )
+        )
+        etag: str | None = None
+        total: int | None = None
+        attempt = 0
+        part.unlink(missing_ok=True)
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            headers = {}
+            if have:
+                headers["Range"] = f"bytes={have}-"
+                if etag:
+                    headers["If-Range"] = etag
+            self.requests["download"] += 1
+            try:
+                response = await self._send(self._http.build_request("GET", target, headers=headers), stream=True)
+            except httpx.TransportError as exc:
+                attempt = await self._download_retry(attempt, exc, video_id)
+                continue
+            try:
+                if response.status_code == 416 and total is not None and have >= total:
+                    break
+                if response.status_code >= 400:
+                    await response.aread()
+                    error = self._error(response)
+                    if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
+                        await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
+                        attempt += 1
+                        continue
+                    raise error
+                start = 0
+                if response.status_code == 206:
+                    match = re.match(r"bytes (\d+)-\d+/(\d+)", response.headers.get("content-range", ""))
+                    start, total = (int(match.group(1)), int(match.group(2))) if match else (0, None)
+                else:
+                    length = response.headers.get("content-length")
+                    total = int(length) if length and length.isdigit() else None
+                if start != have:  # the server ignored the range, or the file changed: start over
+                    if start != 0:
+                        raise errors.DownloadError(f"the server resumed {video_id!r} at byte {start}, not {have}")
+                    part.unlink(missing_ok=True)
+                    have = 0
+                etag = response.headers.get("etag") or etag
+                await self._stream_body(response, part, variant, video_id, have, total, on_progress)
+            except httpx.TransportError as exc:
+                attempt = await self._download_retry(attempt, exc, video_id)
+                continue
+            finally:
+                await response.aclose()
+            size = part.stat().st_size
+            if total is None or size >= total:
+                break
+            attempt = await self._download_retry(attempt, None, video_id)
+        with part.open("rb") as f:
+            head = f.read(16)
+        size = part.stat().st_size
+        if (total is not None and size != total) or not media_ok(variant, head):
+            part.unlink(missing_ok=True)
+            raise errors.DownloadError(f"the {variant} of {video_id!r} arrived incomplete or invalid; nothing was kept")
+        part.replace(dest)
+        return dest
+
+    async def _stream_body(
+        self,
+        response: httpx.Response,
+        part: Path,
+        variant: str,
+        video_id: str,
+        have: int,
+        total: int | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        received = have
+        first = have == 0
+        with part.open("ab") as out:
+            async for chunk in response.aiter_raw(CHUNK):
+                if first:
+                    first = False
+                    if not media_ok(variant, chunk[:16]):
+                        await self._reject_body(response, chunk, ctype, video_id, variant)
+                out.write(chunk)
+                received += len(chunk)
+                if on_progress is not None:
+                    on_progress(received, total)
+
+    async def _reject_body(
+        self, response: httpx.Response, head: bytes, ctype: str, video_id: str, variant: str
+    ) -> None:
+        body = head + b"".join([chunk async for chunk in _limited(response, 64 * 1024)])
+        try:
+            record = parse_video(json.loads(body))
+        except (ValueError, errors.SoraError):
+            record = None
+        if record is not None and record.status != "completed":
+            raise errors.NotReadyError(
+                f"{video_id!r} is {record.raw_status}: the server sent its JSON record labelled {ctype!r} instead "
+                "of the file",
+                status=response.status_code,
+            )
+        snippet = " ".join(_TAGS.sub(" ", body[:300].decode("utf-8", "replace")).split())
+        raise errors.DownloadError(
+            self._redact(
+                f"the server sent {ctype or 'unlabelled data'} instead of the {variant} of {video_id!r}: "
+                f"{snippet[:160]!r}"
+            )
+        )
+
+    async def _download_retry(self, attempt: int, exc: Exception | None, video_id: str) -> int:
+        if attempt >= self.max_retries:
+            what = type(exc).__name__ if exc else "a short body"
+            raise errors.DownloadError(
+                f"download of {video_id!r} kept failing ({what}); nothing was kept. "
+                "Try again later: the job itself is not lost"
+            ) from None
+        log.info("sora_nb: download of %s interrupted (%s); resuming", video_id, type(exc).__name__ if exc else "short")
+        await asyncio.sleep(self._delay(attempt, None) / 4)
+        return attempt + 1
+
+
+async def _limited(response: httpx.Response, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in response.aiter_raw():
+        yield chunk
+        seen += len(chunk)
+        if seen >= limit:
+            return
+
+
+class _ForceMultipart(dict[str, Any]):
+    """An empty files mapping that is truthy, so httpx encodes fields as multipart even without a file."""
+
+    def __bool__(self) -> bool:
+        return True

@@ -1,0 +1,121 @@
+"""The errors sora_nb raises: one hierarchy, each message saying what happened and what to do next."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceededError",
+    "ConnectError",
+    "DeadlineExceededError",
+    "DownloadError",
+    "GenerationFailedError",
+    "InvalidRequestError",
+    "JobCancelledError",
+    "NotFoundError",
+    "NotReadyError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ServerError",
+    "SoraError",
+    "VideoExpiredError",
+]
+
+
+class SoraError(Exception):
+    """Base of every sora_nb error; ``status`` and ``code`` come from the server when it sent them."""
+
+    hint = ""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        super().__init__(f"{message} {self.hint}".strip() if self.hint and self.hint not in message else message)
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across processes, keyword arguments included
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[SoraError], message: str, state: dict[str, object]) -> SoraError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class AuthenticationError(SoraError):
+    """The key was missing or refused (401/403)."""
+
+    hint = "Check the API key: sora_nb.configure(api_key=...) or SORA_NB_API_KEY."
+
+
+class InvalidRequestError(SoraError):
+    """The server refused the request's parameters (400/422); ``param`` names the field when known."""
+
+    def __init__(
+        self, message: str, *, param: str | None = None, status: int | None = None, code: str | None = None
+    ) -> None:
+        self.param = param
+        super().__init__(message, status=status, code=code)
+
+
+class NotFoundError(SoraError):
+    """No such video (or path) on the server."""
+
+
+class NotReadyError(SoraError):
+    """The video's content was asked for before the job completed."""
+
+    hint = "Wait for the job to complete (job.result() waits for you)."
+
+
+class VideoExpiredError(SoraError):
+    """The server no longer has the video's files, and there is no cached copy."""
+
+    hint = "Generate it again (or remix it); sora_nb downloads finished videos at once to avoid this."
+
+
+class RateLimitError(SoraError):
+    """The server asked to slow down (429); ``retry_after`` is its hint in seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = 429, code: str | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status, code=code)
+
+
+class GenerationFailedError(SoraError):
+    """The job ran and failed on the server (``code`` such as ``moderation_blocked``)."""
+
+
+class ServerError(SoraError):
+    """The server failed (5xx) after the retries sora_nb makes."""
+
+    hint = "The service may be down; try again later."
+
+
+class ConnectError(SoraError):
+    """The server could not be reached."""
+
+    hint = "Check the base URL and your network (sora_nb.configure(base_url=...))."
+
+
+class ResponseFormatError(SoraError):
+    """The server answered with a shape sora_nb cannot read; the message names the field."""
+
+
+class DownloadError(SoraError):
+    """A file could not be downloaded whole and valid; nothing partial is kept as good."""
+
+
+class BudgetExceededError(SoraError):
+    """The job would cross the configured budget; nothing was sent."""
+
+
+class DeadlineExceededError(SoraError):
+    """The job did not finish before the polling deadline; it is still known and can be attached later."""
+
+
+class JobCancelledError(SoraError):
+    """The job was cancelled."""

@@ -1,0 +1,461 @@
+"""Jobs: submit -> poll -> download -> cache, as an observable state machine running on the runner loop.
+
+A request's fingerprint is looked up in the cache's index first: a cached video costs nothing, a known job is
+re-attached, and only an unknown request is created, under a cross-process lock, with its ID recorded the
+moment the create returns. Finished videos are downloaded at once, so expiring assets are saved in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from sora_nb import errors
+from sora_nb.cache import VideoCache, fingerprint
+from sora_nb.client import AsyncVideosClient
+from sora_nb.config import Backend, Settings, resolve_backend, settings
+from sora_nb.polling import ProgressTrend, next_delay
+from sora_nb.providers import ImageInput, load_image
+from sora_nb.runner import get_runner
+from sora_nb.video import Video
+
+log = logging.getLogger("sora_nb")
+
+JobStatus = Literal["pending", "queued", "in_progress", "downloading", "completed", "failed", "cancelled"]
+Kind = Literal["generate", "remix", "edit", "extend", "attach"]
+BATCH_MIN = 3
+
+
+class BatchPoller:
+    """Status requests of many jobs gathered into one list request when the endpoint supports list."""
+
+    def __init__(self, client: AsyncVideosClient, window: float = 0.05) -> None:
+        self.client = client
+        self.window = window
+        self.list_works = True
+        self._waiting: dict[str, list[asyncio.Future[Video]]] = {}
+        self._flush: asyncio.TimerHandle | None = None
+
+    async def status(self, video_id: str) -> Video:
+        """The job's current record, possibly fetched together with others'."""
+        future: asyncio.Future[Video] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(video_id, []).append(future)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self.window, self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        self._flush = None
+        waiting, self._waiting = self._waiting, {}
+        task = asyncio.ensure_future(self._resolve(waiting))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _resolve(self, waiting: dict[str, list[asyncio.Future[Video]]]) -> None:
+        found: dict[str, Video] = {}
+        if len(waiting) >= BATCH_MIN and self.list_works:
+            try:
+                videos, _, _ = await self.client.list_page(limit=100)
+                found = {v.id: v for v in videos if v.id in waiting}
+            except errors.SoraError as exc:
+                log.info("sora_nb: list request failed (%s); polling jobs one by one", type(exc).__name__)
+                self.list_works = False
+        missing = [video_id for video_id in waiting if video_id not in found]
+        results = await asyncio.gather(*(self.client.retrieve(i) for i in missing), return_exceptions=True)
+        outcomes: dict[str, Video | BaseException] = {**found, **dict(zip(missing, results, strict=True))}
+        for video_id, futures in waiting.items():
+            for future in futures:
+                if future.done():
+                    continue
+                outcome = outcomes[video_id]
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+
+class Engine:
+    """What jobs share for one configuration: the client, the cache, concurrency slots and the poller."""
+
+    def __init__(self, backend: Backend, config: Settings) -> None:
+        self.backend = backend
+        self.settings = config
+        self.client = AsyncVideosClient(
+            backend.base_url,
+            backend.api_key,
+            provider=backend.provider,
+            api_version=config.api_version,
+            timeout=config.timeout,
+            max_connections=max(8, 2 * config.max_concurrency),
+        )
+        self.cache = VideoCache(config.cache_dir)
+        self.slots = asyncio.Semaphore(config.max_concurrency)
+        self.poller = BatchPoller(self.client)
+
+
+_engine: Engine | None = None
+
+
+async def get_engine() -> Engine:
+    """The engine for the settings in force (rebuilt after configure()); runs on the runner loop."""
+    global _engine
+    current = settings()
+    if _engine is None or _engine.settings != current:
+        backend = await asyncio.to_thread(resolve_backend, current)
+        if _engine is not None:
+            await _engine.client.aclose()
+        _engine = Engine(backend, current)
+    return _engine
+
+
+class Job:
+    """One video job: observable state, ``await job``, ``job.result()``, ``job.cancel()``.
+
+    State: ``status`` (pending, queued, in_progress, downloading, completed, failed, cancelled), ``progress``
+    (0-100 or None), ``elapsed``, ``eta`` (seconds or None), ``bytes_done``/``bytes_total``, ``error``,
+    ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``.
+    Observers registered with :meth:`observe` are called on the runner thread after each change.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        request: Mapping[str, Any],
+        *,
+        video_id: str | None = None,
+        new: bool = False,
+        image: ImageInput | None = None,
+        source_path: Path | None = None,
+    ) -> None:
+        self.kind = kind
+        self.request = dict(request)
+        self.new = new
+        self.status: JobStatus = "pending"
+        self.progress: int | None = None
+        self.eta: float | None = None
+        self.bytes_done = 0
+        self.bytes_total: int | None = None
+        self.error: errors.SoraError | None = None
+        self.video: Video | None = None
+        self.id = video_id
+        self.path: Path | None = None
+        self.thumbnail: Path | None = None
+        self.spritesheet: Path | None = None
+        self.cached = False
+        self.backend = ""
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self._image = image
+        self._source_path = source_path
+        self._observers: list[Callable[[Job], None]] = []
+        self._trend = ProgressTrend()
+        self._future: concurrent.futures.Future[Path] = get_runner().submit(self._run())
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, status={self.status!r})"
+
+    # ----- observing and waiting ----------------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the job started (frozen once it has finished)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has finished (completed, failed or cancelled)."""
+        return self._future.done()
+
+    def observe(self, callback: Callable[[Job], None]) -> Callable[[], None]:
+        """Call ``callback(job)`` after every state change; returns a function that stops it."""
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
+
+    def _set(self, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+        for callback in list(self._observers):
+            try:
+                callback(self)
+            except Exception:  # an observer's bug must not break the job
+                log.exception("sora_nb: a job observer failed")
+
+    def result(self, timeout: float | None = None) -> Path:
+        """Wait for the video and return its cached path; raises the job's error (a SoraError)."""
+        try:
+            return self._future.result(timeout)
+        except concurrent.futures.CancelledError:
+            raise self.error or errors.JobCancelledError("the job was cancelled") from None
+
+    def __await__(self) -> Generator[Any, None, Path]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Path:
+        try:
+            return await asyncio.wrap_future(self._future)
+        except asyncio.CancelledError:
+            if self._future.cancelled():
+                raise self.error or errors.JobCancelledError("the job was cancelled") from None
+            raise
+
+    def cancel(self) -> None:
+        """Stop the job: polling stops and a job still running on the server is deleted there (best effort)."""
+        if not self._future.done():
+            self._future.cancel()
+
+    # ----- the state machine --------------------------------------------------------------------------------
+    async def _run(self) -> Path:
+        key: str | None = None
+        engine: Engine | None = None
+        try:
+            engine = await get_engine()
+            self._set(backend=engine.backend.label)
+            if self.id is None:
+                key = fingerprint({"endpoint": engine.backend.identity, "kind": self.kind, **self.request})
+                self.id = None if self.new else engine.cache.lookup(key)
+            if self.id is not None and (hit := engine.cache.get(self.id)) is not None:
+                return self._finish_cached(hit.path, hit.thumbnail, hit.spritesheet, hit.record)
+            async with engine.slots:
+                if self.id is None:
+                    assert key is not None
+                    await self._create(engine, key)
+                assert self.id is not None
+                video = await self._poll(engine, self.id)
+                if video.status == "failed":
+                    raise errors.GenerationFailedError(
+                        f"{video.id!r} failed: {video.error.message if video.error else 'no reason given'}",
+                        code=video.error.code if video.error else None,
+                    )
+                if video.status != "completed":
+                    raise errors.GenerationFailedError(f"{video.id!r} ended as {video.raw_status!r}", code=video.status)
+                return await self._download(engine, video)
+        except asyncio.CancelledError:
+            self._set(
+                status="cancelled", error=errors.JobCancelledError("the job was cancelled"), finished=time.monotonic()
+            )
+            if engine is not None:
+                await self._cleanup_cancelled(engine, key)
+            raise
+        except errors.SoraError as exc:
+            if (
+                key is not None
+                and engine is not None
+                and isinstance(exc, errors.GenerationFailedError | errors.NotFoundError | errors.VideoExpiredError)
+            ):
+                engine.cache.forget(key)  # the next run makes a fresh job instead of re-attaching to this one
+            self._set(status="failed", error=exc, finished=time.monotonic())
+            raise
+        except Exception as exc:  # a bug must still surface as the job's error, not vanish
+            log.exception("sora_nb: job failed unexpectedly")
+            self._set(status="failed", error=errors.SoraError(f"unexpected error: {exc!r}"), finished=time.monotonic())
+            raise
+
+    def _finish_cached(
+        self, path: Path | None, thumbnail: Path | None, spritesheet: Path | None, record: Mapping[str, Any]
+    ) -> Path:
+        assert path is not None
+        video_fields = {f.name for f in dataclasses.fields(Video)}
+        stored = {k: v for k, v in dict(record.get("video") or {}).items() if k in video_fields and k != "error"}
+        video = Video(**stored) if "id" in stored and "status" in stored else None
+        self._set(
+            status="completed",
+            progress=100,
+            path=path,
+            thumbnail=thumbnail,
+            spritesheet=spritesheet,
+            cached=True,
+            video=video,
+            eta=0.0,
+            finished=time.monotonic(),
+        )
+        return path
+
+    async def _create(self, engine: Engine, key: str) -> None:
+        lock = engine.cache.request_lock(key)
+        await asyncio.to_thread(lock.acquire)
+        try:
+            self.id = None if self.new else engine.cache.lookup(key)  # another process may have created it
+            if self.id is not None:
+                return
+            video = await self._send_create(engine)
+            self.id = video.id
+            engine.cache.remember(key, video.id, self.request)
+            self._observe_video(video)
+        finally:
+            lock.release()
+
+    async def _send_create(self, engine: Engine) -> Video:
+        client, r = engine.client, self.request
+        if self.kind == "generate":
+            extra = dict(r.get("extra") or {})
+            return await client.create(
+                r["prompt"],
+                model=r.get("model"),
+                size=r.get("size"),
+                seconds=r.get("seconds"),
+                seed=r.get("seed"),
+                image=self._image,
+                **extra,
+            )
+        if self.kind == "remix":
+            return await client.remix(r["source"], r["prompt"])
+        source: str | Path = self._source_path or r["source"]
+        if self.kind == "edit":
+            return await client.edit(source, r["prompt"])
+        return await client.extend(source, r["prompt"], r["seconds"])
+
+    def _observe_video(self, video: Video) -> None:
+        self._trend.add(video.progress)
+        status: JobStatus = "queued" if video.status == "queued" else "in_progress"
+        self._set(
+            video=video,
+            status=status if not video.done else self.status,
+            progress=video.progress,
+            eta=self._trend.eta(),
+        )
+
+    async def _poll(self, engine: Engine, video_id: str) -> Video:
+        deadline = time.monotonic() + engine.settings.deadline
+        while True:
+            video = await engine.poller.status(video_id)
+            self._observe_video(video)
+            if video.done:
+                return video
+            delay = next_delay(hint=video.poll_after, eta=self.eta, elapsed=self.elapsed)
+            if time.monotonic() + delay > deadline:
+                raise errors.DeadlineExceededError(
+                    f"{video_id!r} was still {video.raw_status} after {engine.settings.deadline:.0f} s; it is not "
+                    f"lost: sora_nb.attach({video_id!r}) picks it up again"
+                )
+            await asyncio.sleep(delay)
+
+    async def _download(self, engine: Engine, video: Video) -> Path:
+        self._set(status="downloading", progress=100)
+        cache = engine.cache
+        lock = cache.lock(video.id)
+        await asyncio.to_thread(lock.acquire)
+        try:
+            hit = cache.get(video.id)
+            if hit is None:
+                await self._fetch(engine, video)
+                cache.save_record(video, request=self.request, backend=engine.backend.label)
+                hit = cache.get(video.id)
+            assert hit is not None and hit.path is not None
+        finally:
+            lock.release()
+        self._set(
+            status="completed",
+            path=hit.path,
+            thumbnail=hit.thumbnail,
+            spritesheet=hit.spritesheet,
+            video=video,
+            eta=0.0,
+            finished=time.monotonic(),
+        )
+        return hit.path
+
+    async def _fetch(self, engine: Engine, video: Video) -> None:
+        client, cache = engine.client, engine.cache
+
+        def progress(done: int, total: int | None) -> None:
+            self._set(bytes_done=done, bytes_total=total)
+
+        try:
+            await client.download(video.id, cache.asset_path(video.id, "video"), on_progress=progress)
+        except errors.NotFoundError:
+            if not video.url:
+                raise
+            await client.download(video.id, cache.asset_path(video.id, "video"), url=video.url, on_progress=progress)
+        for variant in ("thumbnail", "spritesheet"):
+            try:
+                await client.download(video.id, cache.asset_path(video.id, variant), variant=variant)
+            except errors.SoraError as exc:
+                log.info("sora_nb: no %s for %s (%s)", variant, video.id, exc)
+
+    async def _cleanup_cancelled(self, engine: Engine, key: str | None) -> None:
+        if key is not None:
+            engine.cache.forget(key)
+        if self.id is not None and (self.video is None or not self.video.done):
+            with contextlib.suppress(errors.SoraError):
+                await asyncio.shield(engine.client.delete(self.id))
+
+
+def _request(prompt: str, **params: Any) -> dict[str, Any]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise errors.InvalidRequestError("the prompt is empty; describe the video to generate.", param="prompt")
+    return {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
+
+
+def submit(
+    prompt: str,
+    *,
+    model: str | None = None,
+    size: str | None = None,
+    seconds: int | str | None = None,
+    image: str | Path | bytes | None = None,
+    seed: int | None = None,
+    new: bool = False,
+    **extra: Any,
+) -> Job:
+    """Start (or re-attach to) a video job and return it at once; the widget-free entry point.
+
+    The same request again re-attaches to its job or cached file and costs nothing; ``new=True`` asks for a
+    fresh take.
+    """
+    ref = load_image(image) if image is not None else None
+    request = _request(
+        prompt,
+        model=model or settings().model,
+        size=size,
+        seconds=str(seconds) if seconds is not None else None,
+        seed=seed,
+        image=ref.digest if ref else None,
+        extra=extra or None,
+    )
+    return Job("generate", request, new=new, image=ref)
+
+
+def _file_digest(path: Path) -> str:
+    if not path.is_file():
+        raise errors.InvalidRequestError(f"video file {str(path)!r} does not exist.", param="video")
+    return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source_id(source: Job | str) -> str:
+    if isinstance(source, Job):
+        if source.id is None:
+            source.result()
+        assert source.id is not None
+        return source.id
+    return source
+
+
+def remix(source: Job | str, prompt: str, *, new: bool = False) -> Job:
+    """A job remixing a finished video (a Job or a video ID) with a new prompt."""
+    return Job("remix", _request(prompt, source=_source_id(source)), new=new)
+
+
+def edit(source: Job | str | Path, prompt: str, *, new: bool = False) -> Job:
+    """A job editing a finished video (Job, video ID, or a local MP4 to upload)."""
+    if isinstance(source, Path):
+        return Job("edit", _request(prompt, source=_file_digest(source)), new=new, source_path=source)
+    return Job("edit", _request(prompt, source=_source_id(source)), new=new)
+
+
+def extend(source: Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False) -> Job:
+    """A job extending a finished video by ``seconds`` more."""
+    if isinstance(source, Path):
+        request = _request(prompt, source=_file_digest(source), seconds=str(seconds))
+        return Job("extend", request, new=new, source_path=source)
+    return Job("extend", _request(prompt, source=_source_id(source), seconds=str(seconds)), new=new)
+
+
+def attach(video_id: str) -> Job:
+    """Resume any job by its ID (after a kernel restart, or one made elsewhere): poll, download, cache."""
+    return Job("attach", {}, video_id=video_id)

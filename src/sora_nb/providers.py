@@ -1,0 +1,202 @@
+"""Provider profiles: how each gateway dialect wants a request encoded and the caller authenticated.
+
+Responses need no profile: :func:`sora_nb.video.parse_video` reads every dialect's records.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sora_nb.errors import InvalidRequestError
+
+Encoding = Literal["json", "multipart", "auto"]
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One dialect: auth header style, body encoding, field names, path prefix."""
+
+    name: str
+    summary: str
+    auth: Literal["bearer", "raw", "api-key"] = "bearer"
+    encoding: Encoding = "json"
+    fields: Literal["openai", "json-fields"] = "openai"
+    path_prefix: str = "/v1"
+    needs_api_version: bool = False
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """The headers that carry ``key`` (none without a key)."""
+        if not key:
+            return {}
+        if self.auth == "api-key":
+            return {"api-key": key}
+        return {"Authorization": key if self.auth == "raw" else f"Bearer {key}"}
+
+    def base_url(self, url: str) -> str:
+        """``url`` with this dialect's path prefix added when it is missing (``https://h`` -> ``https://h/v1``)."""
+        url = url.rstrip("/")
+        return url if url.endswith(self.path_prefix) else url + self.path_prefix
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("openai", "official contract: Bearer key, JSON bodies (multipart when a file is uploaded)"),
+        Provider("json-fields", "JSON-only gateways: duration/width/height fields", fields="json-fields"),
+        Provider("raw-token", "bare `Authorization: <key>`, multipart bodies", auth="raw", encoding="multipart"),
+        Provider(
+            "azure",
+            "Azure OpenAI: `api-key` header, `api-version` query, /openai/v1 paths",
+            auth="api-key",
+            path_prefix="/openai/v1",
+            needs_api_version=True,
+        ),
+        Provider("new-api", 'new-api style relays (task_ ids, "45%" progress); JSON bodies'),
+        Provider("cdn-redirect", "content served by a redirect to a signed CDN URL (any profile follows these)"),
+        Provider("auto", "multipart first, then JSON once if the server refuses it with 400/415", encoding="auto"),
+    )
+}
+
+
+def get_provider(name: str) -> Provider:
+    """The profile called ``name``; ValueError listing the choices otherwise."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown provider {name!r}; choose one of: {', '.join(PROVIDERS)}") from None
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """A reference image: bytes read from a file, or a URL (http(s) or data URL) passed through."""
+
+    data: bytes | None = None
+    url: str | None = None
+    filename: str = "image.png"
+    mime: str = "image/png"
+
+    @property
+    def digest(self) -> str:
+        """A hash of the image (for request fingerprints)."""
+        return hashlib.sha256(self.data if self.data is not None else (self.url or "").encode()).hexdigest()
+
+    def as_url(self) -> str:
+        """The image as a URL: itself, or a base64 data URL of the bytes."""
+        if self.url is not None:
+            return self.url
+        return f"data:{self.mime};base64," + base64.b64encode(self.data or b"").decode()
+
+
+def _image_mime(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def load_image(image: str | Path | bytes) -> ImageInput:
+    """Read a reference image from a path, bytes, or pass an http(s)/data URL through; clear errors otherwise."""
+    if isinstance(image, str) and image.startswith(("http://", "https://", "data:")):
+        return ImageInput(url=image)
+    if isinstance(image, bytes):
+        data, name = image, "image"
+    else:
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise InvalidRequestError(
+                f"image file {str(path)!r} does not exist; give a PNG, JPEG or WEBP path.", param="image"
+            )
+        data, name = path.read_bytes(), path.name
+    mime = _image_mime(data)
+    if mime is None:
+        raise InvalidRequestError(f"image {name!r} is not a PNG, JPEG or WEBP file.", param="image")
+    if name == "image":
+        name = "image." + mime.split("/")[1]
+    return ImageInput(data=data, filename=name, mime=mime)
+
+
+@dataclass(frozen=True)
+class Body:
+    """An encoded request body: JSON, or multipart form fields and files."""
+
+    json: dict[str, Any] | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
+
+    @property
+    def multipart(self) -> bool:
+        """Whether this is a multipart body."""
+        return self.json is None
+
+
+def _form_value(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def encode(fields: Mapping[str, Any], *, multipart: bool, files: Mapping[str, ImageInput | Path] | None = None) -> Body:
+    """Encode ``fields`` (plus uploaded ``files``) as JSON or multipart; nested dicts become ``a[b]`` form keys."""
+    present = {k: v for k, v in fields.items() if v is not None}
+    if not multipart:
+        if files:
+            raise InvalidRequestError("a file upload needs a multipart body; this provider sends JSON only.")
+        return Body(json=present)
+    data: dict[str, str] = {}
+    for key, value in present.items():
+        if isinstance(value, Mapping):
+            data.update({f"{key}[{k}]": _form_value(v) for k, v in value.items()})
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                for k, v in item.items() if isinstance(item, Mapping) else [("", item)]:
+                    data[f"{key}[{i}]" + (f"[{k}]" if k else "")] = _form_value(v)
+        else:
+            data[key] = _form_value(value)
+    uploads: dict[str, tuple[str, bytes, str]] = {}
+    for key, upload in (files or {}).items():
+        if isinstance(upload, ImageInput):
+            uploads[key] = (upload.filename, upload.data or b"", upload.mime)
+        else:
+            uploads[key] = (upload.name, upload.read_bytes(), "video/mp4")
+    return Body(data=data, files=uploads)
+
+
+def create_fields(
+    provider: Provider,
+    *,
+    prompt: str,
+    model: str | None,
+    size: str | None,
+    seconds: int | str | None,
+    seed: int | None,
+    image: ImageInput | None,
+    extra: Mapping[str, Any],
+    multipart: bool,
+) -> tuple[dict[str, Any], dict[str, ImageInput]]:
+    """The fields (and file uploads) of a create request in ``provider``'s names."""
+    files: dict[str, ImageInput] = {}
+    if provider.fields == "json-fields":
+        fields: dict[str, Any] = {"prompt": prompt, "model": model, "seed": seed}
+        if seconds is not None:
+            fields["duration"] = int(float(seconds))
+        if size is not None:
+            width, _, height = size.partition("x")
+            fields["width"], fields["height"] = int(width), int(height)
+        if image is not None:
+            fields["image"] = image.as_url()
+        return {**fields, **extra}, files
+    fields = {"prompt": prompt, "model": model, "size": size, "seed": seed}
+    if seconds is not None:
+        fields["seconds"] = str(seconds)
+    if image is not None:
+        if multipart and image.data is not None:
+            files["input_reference"] = image
+        else:
+            fields["input_reference"] = {"image_url": image.as_url()}
+    return {**fields, **extra}, files
