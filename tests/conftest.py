@@ -35,3 +35,32 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
     yield make
     for handle in handles:
         handle.stop()
+
+
+PROVIDER_FOR_DIALECT = {
+    "openai": "openai",
+    "json-fields": "json-fields",
+    "raw-token": "raw-token",
+    "cdn-redirect": "cdn-redirect",
+    "new-api": "new-api",
+    "azure": "azure",
+}
+
+
+@pytest.fixture
+def configured(make_server: Callable[..., ServerHandle], tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
+    """Start a server and point sora_nb's process-wide configuration (and a fresh cache) at it."""
+    import sora_nb
+    from sora_nb import config
+
+    saved = dict(config._explicit)
+
+    def setup(**options: Any) -> ServerHandle:
+        handle = make_server(**options)
+        sora_nb.configure(base_url=handle.url if handle.dialect == "azure" else handle.base_url, api_key=handle.key,
+                          provider=PROVIDER_FOR_DIALECT[handle.dialect], cache_dir=tmp_path / "cache")
+        return handle
+
+    yield setup
+    config._explicit.clear()
+    config._explicit.update(saved)

@@ -35,7 +35,6 @@ AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-author
 NOT_READY_CODES = frozenset({"video_not_ready", "task_not_completed", "not_ready"})
 EXPIRED_CODES = frozenset({"video_expired", "expired"})
 MAX_REDIRECTS = 5
-CHUNK = 256 * 1024
 Variant = Literal["video", "thumbnail", "spritesheet"]
 ProgressCallback = Callable[[int, int | None], None]
 _TAGS = re.compile(r"<[^>]+>")
@@ -406,13 +405,28 @@ class AsyncVideosClient:
                 {"variant": variant} if variant != "video" else {}
             )
         )
+        part.unlink(missing_ok=True)
+        try:
+            return await self._download_into(part, dest, target, video_id, variant, on_progress)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+
+    async def _download_into(
+        self,
+        part: Path,
+        dest: Path,
+        target: httpx.URL,
+        video_id: str,
+        variant: str,
+        on_progress: ProgressCallback | None,
+    ) -> Path:
         etag: str | None = None
         total: int | None = None
         attempt = 0
-        part.unlink(missing_ok=True)
         while True:
             have = part.stat().st_size if part.exists() else 0
-            headers = {}
+            headers = {"Accept-Encoding": "identity"}
             if have:
                 headers["Range"] = f"bytes={have}-"
                 if etag:
@@ -461,7 +475,6 @@ class AsyncVideosClient:
             head = f.read(16)
         size = part.stat().st_size
         if (total is not None and size != total) or not media_ok(variant, head):
-            part.unlink(missing_ok=True)
             raise errors.DownloadError(f"the {variant} of {video_id!r} arrived incomplete or invalid; nothing was kept")
         part.replace(dest)
         return dest
@@ -478,22 +491,30 @@ class AsyncVideosClient:
     ) -> None:
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         received = have
-        first = have == 0
+        chunks = response.aiter_bytes()  # as they arrive: a buffered chunk would be lost on a drop
         with part.open("ab") as out:
-            async for chunk in response.aiter_raw(CHUNK):
-                if first:
-                    first = False
-                    if not media_ok(variant, chunk[:16]):
-                        await self._reject_body(response, chunk, ctype, video_id, variant)
+            async for chunk in chunks:
+                if received == have == 0 and not media_ok(variant, chunk[:16]):
+                    await self._reject_body(response, chunk, chunks, ctype, video_id, variant)
                 out.write(chunk)
                 received += len(chunk)
                 if on_progress is not None:
                     on_progress(received, total)
 
     async def _reject_body(
-        self, response: httpx.Response, head: bytes, ctype: str, video_id: str, variant: str
+        self,
+        response: httpx.Response,
+        head: bytes,
+        rest: AsyncIterator[bytes],
+        ctype: str,
+        video_id: str,
+        variant: str,
     ) -> None:
-        body = head + b"".join([chunk async for chunk in _limited(response, 64 * 1024)])
+        body = head
+        async for chunk in rest:
+            body += chunk
+            if len(body) > 64 * 1024:
+                break
         try:
             record = parse_video(json.loads(body))
         except (ValueError, errors.SoraError):
@@ -522,15 +543,6 @@ class AsyncVideosClient:
         log.info("sora_nb: download of %s interrupted (%s); resuming", video_id, type(exc).__name__ if exc else "short")
         await asyncio.sleep(self._delay(attempt, None) / 4)
         return attempt + 1
-
-
-async def _limited(response: httpx.Response, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in response.aiter_raw():
-        yield chunk
-        seen += len(chunk)
-        if seen >= limit:
-            return
 
 
 class _ForceMultipart(dict[str, Any]):
