@@ -57,8 +57,12 @@ def configured(make_server: Callable[..., ServerHandle], tmp_path: Path) -> Iter
 
     def setup(**options: Any) -> ServerHandle:
         handle = make_server(**options)
-        sora_nb.configure(base_url=handle.url if handle.dialect == "azure" else handle.base_url, api_key=handle.key,
-                          provider=PROVIDER_FOR_DIALECT[handle.dialect], cache_dir=tmp_path / "cache")
+        sora_nb.configure(
+            base_url=handle.url if handle.dialect == "azure" else handle.base_url,
+            api_key=handle.key,
+            provider=PROVIDER_FOR_DIALECT[handle.dialect],
+            cache_dir=tmp_path / "cache",
+        )
         return handle
 
     yield setup

@@ -42,8 +42,9 @@ class CountingTransport(httpx.AsyncBaseTransport):
             async def aclose(self) -> None:
                 await response.aclose()
 
-        return httpx.Response(response.status_code, headers=response.headers, stream=Counted(),
-                              extensions=response.extensions)
+        return httpx.Response(
+            response.status_code, headers=response.headers, stream=Counted(), extensions=response.extensions
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -120,8 +121,9 @@ def test_edit_extend_image_and_characters(make_server: Callable[..., ServerHandl
     asyncio.run(scenario())
 
 
-def test_auto_falls_back_to_json_once(make_server: Callable[..., ServerHandle], caplog: pytest.LogCaptureFixture
-                                      ) -> None:
+def test_auto_falls_back_to_json_once(
+    make_server: Callable[..., ServerHandle], caplog: pytest.LogCaptureFixture
+) -> None:
     handle = make_server(dialect="json-fields")
 
     async def scenario() -> None:
@@ -135,8 +137,9 @@ def test_auto_falls_back_to_json_once(make_server: Callable[..., ServerHandle], 
     assert len(handle.app.store.jobs()) == 1
 
 
-def test_retries_5xx_and_429_but_never_duplicates_a_create(make_server: Callable[..., ServerHandle],
-                                                           tmp_path: Path) -> None:
+def test_retries_5xx_and_429_but_never_duplicates_a_create(
+    make_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
     handle = make_server(faults="5xx=0.4,429=0.3,retry_after=0,seed=11")
 
     async def scenario() -> None:
@@ -167,8 +170,9 @@ def test_dropped_download_resumes_without_refetching(make_server: Callable[..., 
     assert not (tmp_path / "v.mp4.part").exists()
 
 
-def test_stalled_download_resumes_after_the_idle_timeout(make_server: Callable[..., ServerHandle],
-                                                         tmp_path: Path) -> None:
+def test_stalled_download_resumes_after_the_idle_timeout(
+    make_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
     handle = make_server(faults="stall=5")
 
     async def scenario() -> float:
@@ -183,8 +187,9 @@ def test_stalled_download_resumes_after_the_idle_timeout(make_server: Callable[.
     assert (tmp_path / "v.mp4").read_bytes()[4:8] == b"ftyp"
 
 
-def test_json_labelled_as_mp4_is_not_taken_for_a_video(make_server: Callable[..., ServerHandle],
-                                                       tmp_path: Path) -> None:
+def test_json_labelled_as_mp4_is_not_taken_for_a_video(
+    make_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
     handle = make_server(faults="json200", speed=1.0)
 
     async def scenario() -> None:
@@ -199,8 +204,7 @@ def test_json_labelled_as_mp4_is_not_taken_for_a_video(make_server: Callable[...
     asyncio.run(scenario())
 
 
-def test_not_ready_expired_not_found_and_auth_errors(make_server: Callable[..., ServerHandle],
-                                                     tmp_path: Path) -> None:
+def test_not_ready_expired_not_found_and_auth_errors(make_server: Callable[..., ServerHandle], tmp_path: Path) -> None:
     handle = make_server(faults="expire=1", speed=1.0)
 
     async def scenario() -> None:
@@ -260,12 +264,16 @@ def test_every_auth_header_is_dropped_on_a_cross_origin_redirect() -> None:
 
     async def scenario(provider: str, header: str | None) -> None:
         transport = httpx.MockTransport(handler)
-        async with AsyncVideosClient("https://api.example", "secret-key-1", provider=provider, auth_header=header,
-                                     transport=transport) as client:
+        async with AsyncVideosClient(
+            "https://api.example", "secret-key-1", provider=provider, auth_header=header, transport=transport
+        ) as client:
             await client.download("video_1", Path("/tmp") / f"redirect-{provider}.mp4")
 
-    for provider, header, name in (("openai", None, "authorization"), ("azure", None, "api-key"),
-                                   ("openai", "X-Api-Key", "x-api-key")):
+    for provider, header, name in (
+        ("openai", None, "authorization"),
+        ("azure", None, "api-key"),
+        ("openai", "X-Api-Key", "x-api-key"),
+    ):
         seen.clear()
         asyncio.run(scenario(provider, header))
         assert seen["api.example"].get(name) is not None

@@ -44,7 +44,8 @@ def default_cache_dir() -> Path:
 def cache_key(video_id: str) -> str:
     """A directory name for any ID: a safe readable prefix plus 16 hex digits of its SHA-256."""
     readable = _UNSAFE.sub("_", video_id)[:40].strip("_") or "video"
-    return f"{readable}-{hashlib.sha256(video_id.encode()).hexdigest()[:16]}"
+    digest = hashlib.sha256(video_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:

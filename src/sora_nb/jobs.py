@@ -98,21 +98,41 @@ class Engine:
         self.cache = VideoCache(config.cache_dir)
         self.slots = asyncio.Semaphore(config.max_concurrency)
         self.poller = BatchPoller(self.client)
+        self.users = 0
+        self.retired = False
+
+    async def release(self) -> None:
+        """A job is done with this engine."""
+        self.users -= 1
+        await self.close_if_idle()
+
+    async def close_if_idle(self) -> None:
+        """Close the connections of a replaced engine that no job uses any more."""
+        if self.retired and self.users <= 0:
+            await self.client.aclose()
 
 
 _engine: Engine | None = None
+_engine_lock: asyncio.Lock | None = None
 
 
 async def get_engine() -> Engine:
-    """The engine for the settings in force (rebuilt after configure()); runs on the runner loop."""
-    global _engine
-    current = settings()
-    if _engine is None or _engine.settings != current:
-        backend = await asyncio.to_thread(resolve_backend, current)
-        if _engine is not None:
-            await _engine.client.aclose()
-        _engine = Engine(backend, current)
-    return _engine
+    """The engine for the settings in force (rebuilt after configure()); runs on the runner loop.
+
+    A replaced engine is closed once the last job using it has finished.
+    """
+    global _engine, _engine_lock
+    _engine_lock = _engine_lock or asyncio.Lock()
+    async with _engine_lock:
+        current = settings()
+        if _engine is None or _engine.settings != current:
+            backend = await asyncio.to_thread(resolve_backend, current)
+            if _engine is not None:
+                _engine.retired = True
+                await _engine.close_if_idle()
+            _engine = Engine(backend, current)
+        _engine.users += 1
+        return _engine
 
 
 class Job:
@@ -255,6 +275,9 @@ class Job:
             log.exception("sora_nb: job failed unexpectedly")
             self._set(status="failed", error=errors.SoraError(f"unexpected error: {exc!r}"), finished=time.monotonic())
             raise
+        finally:
+            if engine is not None:
+                await engine.release()
 
     def _finish_cached(
         self, path: Path | None, thumbnail: Path | None, spritesheet: Path | None, record: Mapping[str, Any]
@@ -284,8 +307,8 @@ class Job:
             if self.id is not None:
                 return
             video = await self._send_create(engine)
+            engine.cache.remember(key, video.id, self.request)  # before anything else: a paid job is never lost
             self.id = video.id
-            engine.cache.remember(key, video.id, self.request)
             self._observe_video(video)
         finally:
             lock.release()

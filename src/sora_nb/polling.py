@@ -17,7 +17,7 @@ class ProgressTrend:
         self._samples: list[tuple[float, int]] = []
 
     def add(self, progress: int | None, now: float | None = None) -> None:
-        """Record a progress reading (ignored when None or when it went backwards)."""
+        """Record a progress reading (None is ignored; progress that went backwards starts the trend anew)."""
         if progress is None:
             return
         now = time.monotonic() if now is None else now

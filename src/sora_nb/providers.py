@@ -128,7 +128,7 @@ class Body:
     """An encoded request body: JSON, or multipart form fields and files."""
 
     json: dict[str, Any] | None = None
-    data: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
 
     @property
@@ -137,27 +137,31 @@ class Body:
         return self.json is None
 
 
-def _form_value(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+def _form_items(key: str, value: Any) -> list[tuple[str, str]]:
+    """Form fields in the bracket convention the SDK and servers use: ``a[b]``, ``a[][id]``."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [item for k, v in value.items() for item in _form_items(f"{key}[{k}]", v)]
+    if isinstance(value, list | tuple):
+        return [item for v in value for item in _form_items(f"{key}[]", v)]
+    if isinstance(value, bool):
+        return [(key, "true" if value else "false")]
+    return [(key, value if isinstance(value, str) else str(value))]
 
 
 def encode(fields: Mapping[str, Any], *, multipart: bool, files: Mapping[str, ImageInput | Path] | None = None) -> Body:
-    """Encode ``fields`` (plus uploaded ``files``) as JSON or multipart; nested dicts become ``a[b]`` form keys."""
+    """Encode ``fields`` (plus uploaded ``files``) as JSON or multipart (nested values as ``a[b]``, ``a[][id]``)."""
     present = {k: v for k, v in fields.items() if v is not None}
     if not multipart:
         if files:
             raise InvalidRequestError("a file upload needs a multipart body; this provider sends JSON only.")
         return Body(json=present)
-    data: dict[str, str] = {}
-    for key, value in present.items():
-        if isinstance(value, Mapping):
-            data.update({f"{key}[{k}]": _form_value(v) for k, v in value.items()})
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                for k, v in item.items() if isinstance(item, Mapping) else [("", item)]:
-                    data[f"{key}[{i}]" + (f"[{k}]" if k else "")] = _form_value(v)
-        else:
-            data[key] = _form_value(value)
+    data: dict[str, Any] = {}
+    for key, value in (item for name, v in present.items() for item in _form_items(name, v)):
+        data[key] = (
+            [*data[key], value] if isinstance(data.get(key), list) else ([data[key], value] if key in data else value)
+        )
     uploads: dict[str, tuple[str, bytes, str]] = {}
     for key, upload in (files or {}).items():
         if isinstance(upload, ImageInput):
@@ -165,6 +169,13 @@ def encode(fields: Mapping[str, Any], *, multipart: bool, files: Mapping[str, Im
         else:
             uploads[key] = (upload.name, upload.read_bytes(), "video/mp4")
     return Body(data=data, files=uploads)
+
+
+def _size(size: str) -> tuple[int, int]:
+    width, sep, height = size.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()):
+        raise InvalidRequestError(f"size must be WIDTHxHEIGHT, like 1280x720 (got {size!r}).", param="size")
+    return int(width), int(height)
 
 
 def create_fields(
@@ -184,10 +195,13 @@ def create_fields(
     if provider.fields == "json-fields":
         fields: dict[str, Any] = {"prompt": prompt, "model": model, "seed": seed}
         if seconds is not None:
-            fields["duration"] = int(float(seconds))
+            try:
+                duration = float(seconds)
+            except ValueError:
+                raise InvalidRequestError(f"seconds must be a number (got {seconds!r}).", param="seconds") from None
+            fields["duration"] = int(duration) if duration.is_integer() else duration
         if size is not None:
-            width, _, height = size.partition("x")
-            fields["width"], fields["height"] = int(width), int(height)
+            fields["width"], fields["height"] = _size(size)
         if image is not None:
             fields["image"] = image.as_url()
         return {**fields, **extra}, files

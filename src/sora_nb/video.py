@@ -86,18 +86,23 @@ def normalise_status(raw: str, progress: int | None = None) -> Status:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number from an int, float or numeric text ("45", "45%"); None for anything else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        match = _NUMBER.match(value)
-        return float(match.group(1)) if match else None
-    return None
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str) and (match := _NUMBER.match(value)):
+            number = float(match.group(1))
+        else:
+            return None
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_progress(value: Any) -> int | None:
-    """Progress from 45, 45.5, "45%" or "0.45"-style fractions is not guessed: clamp to 0-100, None if unreadable."""
+    """Progress from 45, 45.5 or "45%", clamped to 0-100; None if unreadable (fractions are not guessed)."""
     number = _number(value)
     return None if number is None else max(0, min(100, int(number)))
 
@@ -115,7 +120,8 @@ def parse_time(value: Any) -> int | None:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.timezone.utc)
-        return int(parsed.timestamp())
+        stamp = int(parsed.timestamp())
+        return stamp if stamp >= 0 else None
     return None
 
 
@@ -135,17 +141,17 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _http_url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else None
+
+
 def _result_url(data: Mapping[str, Any]) -> str | None:
-    for name in _URL_FIELDS:
-        if isinstance(data.get(name), str) and data[name].startswith(("http://", "https://")):
-            return str(data[name])
     metadata = data.get("metadata")
-    if isinstance(metadata, Mapping) and isinstance(metadata.get("url"), str):
-        return str(metadata["url"])
     urls = data.get("unsigned_urls")
-    if isinstance(urls, list) and urls and isinstance(urls[0], str):
-        return urls[0]
-    return None
+    candidates = [data.get(name) for name in _URL_FIELDS]
+    candidates.append(metadata.get("url") if isinstance(metadata, Mapping) else None)
+    candidates.append(urls[0] if isinstance(urls, list) and urls else None)
+    return next((url for url in map(_http_url, candidates) if url), None)
 
 
 def _error(value: Any) -> VideoError | None:
@@ -172,8 +178,9 @@ def parse_video(data: Any) -> Video:
         raise ResponseFormatError(f"the video record {video_id[:80]!r} has no readable 'status' field")
     progress = parse_progress(data.get("progress"))
     size = _text(data.get("size"))
-    if size is None and _number(data.get("width")) and _number(data.get("height")):
-        size = f"{int(_number(data['width']) or 0)}x{int(_number(data['height']) or 0)}"
+    width, height = _number(data.get("width")), _number(data.get("height"))
+    if size is None and width and height and width >= 1 and height >= 1:
+        size = f"{int(width)}x{int(height)}"
     seconds = data.get("seconds") if data.get("seconds") is not None else data.get("duration")
     hint = _number(data.get("poll_after_seconds"))
     return Video(

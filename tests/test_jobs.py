@@ -1,0 +1,233 @@
+"""Jobs end to end against the real local server: never pay twice, never lose a video."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import sora_nb
+from sora_nb import errors, jobs
+from sora_nb.server import ServerHandle
+
+Configured = Callable[..., ServerHandle]
+
+
+def engine_requests() -> dict[str, int]:
+    assert jobs._engine is not None
+    return dict(jobs._engine.client.requests)
+
+
+def test_submit_reports_progress_and_caches_the_video(configured: Configured) -> None:
+    handle = configured(speed=2.0)
+    seen: list[tuple[str, int | None, float | None]] = []
+    started = time.perf_counter()
+    job = sora_nb.submit("a heron lifting off a lake", size="1280x720")
+    returned = time.perf_counter() - started
+    job.observe(lambda j: seen.append((j.status, j.progress, j.eta)))
+    path = job.result(timeout=60)
+    assert returned < 0.05
+    assert path.is_file() and path.read_bytes()[4:8] == b"ftyp"
+    assert job.status == "completed" and job.id and job.thumbnail and job.spritesheet
+    statuses = [status for status, _, _ in seen]
+    assert statuses.index("in_progress") < statuses.index("downloading") < statuses.index("completed")
+    assert any(eta is not None for status, _, eta in seen if status == "in_progress")
+    assert job.elapsed > 0 and job.backend == "127.0.0.1"
+    assert repr(job) == f"Job(id={job.id!r}, status='completed')"
+    assert len(handle.app.store.jobs()) == 1
+
+
+def test_the_same_request_again_costs_nothing(configured: Configured) -> None:
+    handle = configured()
+    first = sora_nb.submit("a paper lantern", seconds=4).result(timeout=60)
+    before = engine_requests()
+    started = time.perf_counter()
+    again = sora_nb.submit("a paper lantern", seconds=4)
+    assert again.result(timeout=10) == first
+    assert time.perf_counter() - started < 1.0
+    assert again.cached and engine_requests() == before
+    fresh = sora_nb.submit("a paper lantern", seconds=4, new=True)
+    assert fresh.result(timeout=60) != first
+    assert len(handle.app.store.jobs()) == 2
+
+
+def test_the_index_is_written_before_any_polling(configured: Configured, tmp_path: Path) -> None:
+    handle = configured(speed=0.3)
+    job = sora_nb.submit("recorded at once")
+    deadline = time.monotonic() + 10
+    while job.id is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    index = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "requests").glob("*.json")]
+    assert [entry["video_id"] for entry in index] == [job.id]
+    assert index[0]["request"]["prompt"] == "recorded at once"
+    assert handle.app.store.state(handle.app.store.get(job.id)).status in ("queued", "in_progress")  # type: ignore[arg-type]
+    job.cancel()
+
+
+def test_attach_picks_up_a_job_made_elsewhere(configured: Configured) -> None:
+    handle = configured()
+    created = handle.app.store.create(
+        kind="generate", model="sora-2", prompt="made by another tool", width=720, height=1280, seconds=4
+    )
+    job = sora_nb.attach(created.id)
+    assert job.result(timeout=60).is_file()
+    assert sora_nb.cache().get(created.id) is not None
+    assert engine_requests().get("create", 0) == 0
+
+
+def test_failed_job_raises_and_is_forgotten(configured: Configured) -> None:
+    configured()
+    job = sora_nb.submit("a moderation-test scene")
+    with pytest.raises(errors.GenerationFailedError) as failed:
+        job.result(timeout=60)
+    assert failed.value.code == "moderation_blocked" and job.status == "failed" and job.error is failed.value
+    retry = sora_nb.submit("a moderation-test scene")
+    with pytest.raises(errors.GenerationFailedError):
+        retry.result(timeout=60)
+    assert retry.id != job.id
+
+
+def test_cancel_stops_the_job_and_deletes_it_on_the_server(configured: Configured) -> None:
+    handle = configured(speed=0.2)
+    job = sora_nb.submit("a very long take")
+    while job.status != "queued" and job.status != "in_progress":
+        time.sleep(0.02)
+    job.cancel()
+    with pytest.raises(errors.JobCancelledError):
+        job.result(timeout=10)
+    deadline = time.monotonic() + 5
+    while handle.app.store.jobs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handle.app.store.jobs() == [] and job.status == "cancelled"
+
+
+def test_deadline_keeps_the_job_attachable(configured: Configured) -> None:
+    configured(speed=0.5)
+    sora_nb.configure(deadline=0.5)
+    job = sora_nb.submit("slow")
+    with pytest.raises(errors.DeadlineExceededError, match="attach"):
+        job.result(timeout=30)
+    sora_nb.configure(deadline=None)
+    assert job.id is not None
+    assert sora_nb.attach(job.id).result(timeout=60).is_file()
+
+
+def test_concurrency_limit_and_batched_status_requests(configured: Configured) -> None:
+    handle = configured(speed=1.0)
+    sora_nb.configure(max_concurrency=3)
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, handle.app.store.active_count())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    batch = [sora_nb.submit(f"clip number {i}") for i in range(6)]
+    try:
+        paths = [job.result(timeout=120) for job in batch]
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(set(paths)) == 6 and 1 <= peak <= 3
+    requests = engine_requests()
+    assert requests["create"] == 6 and requests.get("list", 0) >= 1
+
+
+def test_await_job_in_an_event_loop(configured: Configured) -> None:
+    configured()
+
+    async def main() -> Path:
+        return await sora_nb.submit("awaited from asyncio")
+
+    assert asyncio.run(main()).is_file()
+
+
+def test_remix_extend_edit_jobs(configured: Configured, tmp_path: Path) -> None:
+    configured()
+    source = sora_nb.submit("a red kite")
+    source.result(timeout=60)
+    derived = [
+        sora_nb.remix(source, "a blue kite"),
+        sora_nb.extend(source, "the kite climbs", seconds=4),
+        sora_nb.edit(source, "in black and white"),
+    ]
+    for job in derived:
+        assert job.result(timeout=60).is_file()
+    assert derived[0].video is not None and derived[0].video.remixed_from == source.id
+    assert derived[1].video is not None and derived[1].video.seconds == "8"
+
+
+def _spawn(script: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _env(handle: ServerHandle, cache_dir: Path) -> dict[str, str]:
+    return {"SORA_NB_BASE_URL": handle.base_url, "SORA_NB_API_KEY": handle.key, "SORA_NB_CACHE_DIR": str(cache_dir)}
+
+
+def test_a_process_killed_mid_poll_is_picked_up_by_the_next(
+    make_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    handle = make_server(speed=0.4)
+    env = _env(handle, tmp_path / "cache")
+    killed = _spawn(
+        """
+        import os, time, sora_nb
+        job = sora_nb.submit("survives a kernel restart")
+        while job.id is None:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        print(job.id, flush=True)
+        os._exit(9)   # the kernel dies mid-poll
+    """,
+        env,
+    )
+    out, _ = killed.communicate(timeout=60)
+    first_id = out.strip()
+    assert killed.returncode == 9 and first_id
+    resumed = _spawn(
+        """
+        import sora_nb
+        job = sora_nb.submit("survives a kernel restart")
+        print(job.result(timeout=60), job.id, flush=True)
+    """,
+        env,
+    )
+    out, err = resumed.communicate(timeout=90)
+    assert resumed.returncode == 0, err
+    path, second_id = out.split()
+    assert second_id == first_id and Path(path).is_file()
+    assert len(handle.app.store.jobs()) == 1
+
+
+def test_four_processes_one_request_one_job(make_server: Callable[..., ServerHandle], tmp_path: Path) -> None:
+    handle = make_server(speed=2.0)
+    env = _env(handle, tmp_path / "cache")
+    script = """
+        import sora_nb
+        print(sora_nb.submit("four at once").result(timeout=90), flush=True)
+    """
+    procs = [_spawn(script, env) for _ in range(4)]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    assert len(handle.app.store.jobs()) == 1
