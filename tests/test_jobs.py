@@ -231,3 +231,23 @@ def test_four_processes_one_request_one_job(make_server: Callable[..., ServerHan
     assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
     assert len({out.strip() for out, _ in outputs}) == 1
     assert len(handle.app.store.jobs()) == 1
+
+
+@pytest.mark.parametrize("dialect", ["openai", "json-fields", "raw-token", "cdn-redirect", "new-api", "azure"])
+def test_a_job_in_every_dialect(configured: Configured, dialect: str) -> None:
+    handle = configured(dialect=dialect)
+    job = sora_nb.submit(f"a {dialect} job", size="1280x720")
+    path = job.result(timeout=60)
+    assert path.read_bytes()[4:8] == b"ftyp" and job.thumbnail is not None
+    assert sora_nb.submit(f"a {dialect} job", size="1280x720").result(timeout=10) == path
+    assert len(handle.app.store.jobs()) == 1
+    if dialect == "cdn-redirect":
+        assert handle.app.cdn_rejected_headers == []
+
+
+def test_a_job_survives_every_fault_at_once(configured: Configured) -> None:
+    handle = configured(faults="5xx=0.3,429=0.2,retry_after=0,drop=0.5,seed=5")
+    path = sora_nb.submit("a storm of faults").result(timeout=120)
+    assert path.read_bytes()[4:8] == b"ftyp"
+    assert path.stat().st_size == handle.app.store.asset(handle.app.store.jobs()[0], "video").stat().st_size
+    assert len(handle.app.store.jobs()) == 1 and not list(path.parent.glob("*.part"))

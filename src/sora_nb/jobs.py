@@ -32,6 +32,9 @@ log = logging.getLogger("sora_nb")
 JobStatus = Literal["pending", "queued", "in_progress", "downloading", "completed", "failed", "cancelled"]
 Kind = Literal["generate", "remix", "edit", "extend", "attach"]
 BATCH_MIN = 3
+TRANSIENT = (errors.ServerError, errors.ConnectError, errors.RateLimitError, errors.ResponseFormatError)
+MAX_TRANSIENT_FAILURES = 8
+DOWNLOAD_ATTEMPTS = 3
 
 
 class BatchPoller:
@@ -273,8 +276,9 @@ class Job:
             raise
         except Exception as exc:  # a bug must still surface as the job's error, not vanish
             log.exception("sora_nb: job failed unexpectedly")
-            self._set(status="failed", error=errors.SoraError(f"unexpected error: {exc!r}"), finished=time.monotonic())
-            raise
+            error = errors.SoraError(f"unexpected error in sora_nb: {exc!r}; please report it")
+            self._set(status="failed", error=error, finished=time.monotonic())
+            raise error from exc
         finally:
             if engine is not None:
                 await engine.release()
@@ -344,9 +348,22 @@ class Job:
         )
 
     async def _poll(self, engine: Engine, video_id: str) -> Video:
+        """Poll until the job ends; transient errors (5xx, 429, network, odd bodies) only delay it."""
         deadline = time.monotonic() + engine.settings.deadline
+        failures = 0
+        if self.video is not None:  # just created: its response carried the first hint
+            await asyncio.sleep(next_delay(hint=self.video.poll_after, eta=None, elapsed=self.elapsed))
         while True:
-            video = await engine.poller.status(video_id)
+            try:
+                video = await engine.poller.status(video_id)
+            except TRANSIENT as exc:
+                failures += 1
+                if failures > MAX_TRANSIENT_FAILURES or time.monotonic() > deadline:
+                    raise
+                log.info("sora_nb: status of %s unavailable (%s); trying again", video_id, type(exc).__name__)
+                await asyncio.sleep(min(30.0, 2.0**failures))
+                continue
+            failures = 0
             self._observe_video(video)
             if video.done:
                 return video
@@ -389,12 +406,22 @@ class Job:
         def progress(done: int, total: int | None) -> None:
             self._set(bytes_done=done, bytes_total=total)
 
-        try:
-            await client.download(video.id, cache.asset_path(video.id, "video"), on_progress=progress)
-        except errors.NotFoundError:
-            if not video.url:
-                raise
-            await client.download(video.id, cache.asset_path(video.id, "video"), url=video.url, on_progress=progress)
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                await client.download(video.id, cache.asset_path(video.id, "video"), on_progress=progress)
+                break
+            except errors.NotFoundError:
+                if not video.url:
+                    raise
+                await client.download(
+                    video.id, cache.asset_path(video.id, "video"), url=video.url, on_progress=progress
+                )
+                break
+            except (*TRANSIENT, errors.DownloadError) as exc:
+                if attempt == DOWNLOAD_ATTEMPTS - 1:
+                    raise
+                log.info("sora_nb: download of %s failed (%s); starting it again", video.id, type(exc).__name__)
+                await asyncio.sleep(2.0 * (attempt + 1))
         for variant in ("thumbnail", "spritesheet"):
             try:
                 await client.download(video.id, cache.asset_path(video.id, variant), variant=variant)

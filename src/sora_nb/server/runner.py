@@ -25,6 +25,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    sock.listen(128)  # connections queue from now on, so the URL can be announced before serving starts
     sock.set_inheritable(True)
     return sock
 
