@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -58,6 +59,7 @@ SWEEP_SPEED = 20.0
 STATUS_KINDS = ("retrieve", "list")
 KINDS = ("create", "retrieve", "list", "download")
 DOWNLOAD_ROUNDS = 5
+STAGGER = 0.37  # seconds between job starts in the lag section
 MiB = 2**20
 CHUNK_WARM = MiB
 
@@ -111,10 +113,10 @@ class CountingHttp:
 
 
 @contextlib.contextmanager
-def _server(data_dir: Path, *, speed: float, max_active: int = 32) -> Iterator[ServerHandle]:
+def _server(data_dir: Path, *, speed: float, max_active: int = 32, poll_hint: bool = True) -> Iterator[ServerHandle]:
     from sora_nb.server import start
 
-    handle = start(speed=speed, data_dir=data_dir, max_active=max_active, key=KEY)
+    handle = start(speed=speed, data_dir=data_dir, max_active=max_active, key=KEY, poll_hint=poll_hint)
     try:
         yield handle
     finally:
@@ -172,7 +174,9 @@ def lag_sdk(handle: ServerHandle, prompts: Sequence[str]) -> LagRun:
     http = CountingHttp()
     client = http.sdk(handle.base_url, handle.key)
 
-    def one(prompt: str) -> float:
+    def one(index_prompt: tuple[int, str]) -> float:
+        index, prompt = index_prompt
+        time.sleep(index * STAGGER)  # staggered starts, so no single polling phase decides the result
         video = client.videos.create(prompt=prompt, size="720x1280", seconds="4")
         done = client.videos.poll(video.id)
         seen = time.time()
@@ -181,7 +185,7 @@ def lag_sdk(handle: ServerHandle, prompts: Sequence[str]) -> LagRun:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(len(prompts)) as pool:
-        lags = list(pool.map(one, prompts))
+        lags = list(pool.map(one, enumerate(prompts)))
     wall = time.perf_counter() - started
     http.client.close()
     return LagRun("openai SDK (create + poll)", lags, http.counts, wall)
@@ -201,7 +205,8 @@ def lag_sora(handle: ServerHandle, prompts: Sequence[str], cache_dir: Path) -> L
 
     started = time.perf_counter()
     jobs = []
-    for prompt in prompts:
+    for index, prompt in enumerate(prompts):
+        time.sleep(STAGGER if index else 0.0)  # the same staggered starts as the SDK side
         job = sora_nb.submit(prompt, size=SIZE, seconds=SECONDS)
         job.observe(observe)
         jobs.append(job)
@@ -219,15 +224,22 @@ def lag_sora(handle: ServerHandle, prompts: Sequence[str], cache_dir: Path) -> L
 def bench_lag(n: int, tmp: Path) -> None:
     print(f"## 1. Completion-detection lag ({n} jobs of {SECONDS} s {SIZE}, speed 1.0)\n")
     print(
-        f"All {n} jobs of a client run concurrently; the SDK first, then sora_nb, on the same in-process server. "
+        f"All {n} jobs of a client run concurrently, started {STAGGER} s apart; the SDK first, then sora_nb, on the same in-process server. "
         "Lag = client-side time the status was seen as `completed` minus the server's `completed_at`. "
         "For sora_nb it is taken from `job.observe` when `job.video.status` first reads completed (before the "
         "download); 'to file' is when the job itself is completed (MP4, thumbnail and spritesheet cached).\n"
     )
-    with _server(tmp / "server-lag", speed=1.0) as handle:
-        runs = [
-            lag_sdk(handle, [f"lag sdk {i}: a lighthouse at dusk, waves {i}" for i in range(n)]),
-            lag_sora(handle, [f"lag sora_nb {i}: a lighthouse at dusk, waves {i}" for i in range(n)], tmp / "c-lag"),
+    runs = []
+    for hint in (True, False):  # the local server's openai-poll-after-ms hint; most gateways send none
+        label = "with poll hint" if hint else "no poll hint"
+        with _server(tmp / f"server-lag-{hint}", speed=1.0, poll_hint=hint) as handle:
+            sdk = lag_sdk(handle, [f"lag sdk {i} {label}: a lighthouse at dusk, waves {i}" for i in range(n)])
+            ours = lag_sora(
+                handle, [f"lag sora {i} {label}: a lighthouse, waves {i}" for i in range(n)], tmp / f"c-lag-{hint}"
+            )
+        runs += [
+            dataclasses.replace(sdk, client=f"{sdk.client}, {label}"),
+            dataclasses.replace(ours, client=f"{ours.client}, {label}"),
         ]
     print(
         "| client | jobs | median lag s | max lag s | status requests/job | requests by kind | median to file s "
@@ -643,6 +655,7 @@ def _versions() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer jobs: 3 for the lag, 20 for the sweep")
+    parser.add_argument("--only", choices=["lag", "download", "sweep", "rerun"], help="run one section")
     parser.add_argument("--child", nargs=4, metavar=("CLIENT", "URL", "VIDEO_ID", "DEST"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)  # the SDK marks its Videos API deprecated
@@ -651,13 +664,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         child_download(which, url, video_id, Path(dest))
         return 0
     print(_versions() + "\n")
-    lag_jobs, download_mib, sweep_jobs, cached_jobs = (3, 50, 20, 10) if args.quick else (5, 200, 100, 20)
+    lag_jobs, download_mib, sweep_jobs, cached_jobs = (3, 50, 20, 10) if args.quick else (8, 200, 100, 20)
     sections: list[tuple[str, Callable[[Path], None]]] = [
         ("completion lag", lambda tmp: bench_lag(lag_jobs, tmp)),
         ("download", lambda tmp: bench_download(download_mib, tmp)),
         ("sweep", lambda tmp: bench_sweep(sweep_jobs, tmp)),
         ("cached re-run", lambda tmp: bench_cached(cached_jobs, tmp)),
     ]
+    keys = {"completion lag": "lag", "download": "download", "sweep": "sweep", "cached re-run": "rerun"}
+    sections = [(name, run) for name, run in sections if args.only in (None, keys[name])]
     failed = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sora-nb-bench-") as root:

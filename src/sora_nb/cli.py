@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated words whose prompts fail with moderation_blocked "
         f"(default: {','.join(DEFAULT_BLOCKED_WORDS)})",
     )
+    s.add_argument(
+        "--no-poll-hint", action="store_true", help="send no openai-poll-after-ms header (like most gateways)"
+    )
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     g = sub.add_parser(
@@ -105,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
         retention=args.retention,
         max_active=args.max_active,
         blocked_words=tuple(w.strip() for w in args.blocked_words.split(",") if w.strip()),
+        poll_hint=not args.no_poll_hint,
     )
     try:
         serve(config, host=args.host, port=args.port, log_level=args.log_level, announce=_announce(bool(args.key)))

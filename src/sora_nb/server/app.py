@@ -58,6 +58,7 @@ class ServerConfig:
     blocked_words: tuple[str, ...] = DEFAULT_BLOCKED_WORDS
     render_workers: int = 2
     cdn_ttl: float = 300.0
+    poll_hint: bool = True
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -228,7 +229,7 @@ class VideosServer:
         state = self.store.state(job)
         record = video_record(state, self.dialect, content_url=self._content_url(request, job.id), created=created)
         headers = {}
-        if state.status in ("queued", "in_progress"):
+        if state.status in ("queued", "in_progress") and self.config.poll_hint:
             headers["openai-poll-after-ms"] = str(max(250, min(2000, int(state.remaining * 1000 / 3))))
         return JSONResponse(record, headers=headers)
 

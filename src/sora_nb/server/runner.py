@@ -110,6 +110,7 @@ def start(
     max_active: int = 32,
     blocked_words: tuple[str, ...] = DEFAULT_BLOCKED_WORDS,
     render_workers: int = 2,
+    poll_hint: bool = True,
     log_level: str = "warning",
 ) -> ServerHandle:
     """Start a local Videos API server in a background thread and return its handle once it listens."""
@@ -123,6 +124,7 @@ def start(
         max_active=max_active,
         blocked_words=tuple(blocked_words),
         render_workers=render_workers,
+        poll_hint=poll_hint,
     )
     app, server, sockets, url = _prepare(config, host, port, log_level)
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="sora-nb-local-server", daemon=True)
