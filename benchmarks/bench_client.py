@@ -224,7 +224,8 @@ def lag_sora(handle: ServerHandle, prompts: Sequence[str], cache_dir: Path) -> L
 def bench_lag(n: int, tmp: Path) -> None:
     print(f"## 1. Completion-detection lag ({n} jobs of {SECONDS} s {SIZE}, speed 1.0)\n")
     print(
-        f"All {n} jobs of a client run concurrently, started {STAGGER} s apart; the SDK first, then sora_nb, on the same in-process server. "
+        f"All {n} jobs of a client run concurrently, started {STAGGER} s apart; the SDK first, then sora_nb, "
+        "on the same in-process server. "
         "Lag = client-side time the status was seen as `completed` minus the server's `completed_at`. "
         "For sora_nb it is taken from `job.observe` when `job.video.status` first reads completed (before the "
         "download); 'to file' is when the job itself is completed (MP4, thumbnail and spritesheet cached).\n"
