@@ -1,6 +1,7 @@
 """sora_nb: live AI video generation in Jupyter notebooks, for any OpenAI-style ``/v1/videos`` endpoint.
 
-With nothing configured, jobs go to an embedded local preview server (synthetic videos, no key, offline).
+``generate(prompt)`` returns a live widget at once; ``submit(prompt)`` is the widget-free job for code. With
+nothing configured, jobs go to an embedded local preview server (synthetic videos, no key, offline).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sora_nb.errors import (
     SoraError,
     VideoExpiredError,
 )
-from sora_nb.jobs import Job, attach, edit, extend, remix, submit
+from sora_nb.jobs import Job, submit
 from sora_nb.video import Video, parse_video
+from sora_nb.widget import VideoJob, attach, edit, extend, generate, remix
 
 __version__ = "0.1.0"
 
@@ -58,12 +60,14 @@ __all__ = [
     "Video",
     "VideoCache",
     "VideoExpiredError",
+    "VideoJob",
     "__version__",
     "attach",
     "cache",
     "configure",
     "edit",
     "extend",
+    "generate",
     "parse_video",
     "remix",
     "settings",

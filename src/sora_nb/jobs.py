@@ -227,6 +227,12 @@ class Job:
                 raise self.error or errors.JobCancelledError("the job was cancelled") from None
             raise
 
+    def again(self) -> Job:
+        """A new job for the same request: a fresh take (an attached job is attached again)."""
+        if self.kind == "attach":
+            return Job("attach", {}, video_id=self.id)
+        return Job(self.kind, self.request, new=True, image=self._image, source_path=self._source_path)
+
     def cancel(self) -> None:
         """Stop the job: polling stops and a job still running on the server is deleted there (best effort)."""
         if not self._future.done():

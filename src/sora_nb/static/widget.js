@@ -145,7 +145,7 @@ function render({ model, el: root }) {
     prompt.textContent = full;
     prompt.title = full;
     chips.replaceChildren(
-      ...[model.get("model"), model.get("size"), model.get("seconds") ? `${model.get("seconds")} s` : ""]
+      ...[model.get("video_model"), model.get("size"), model.get("seconds") ? `${model.get("seconds")} s` : ""]
         .filter(Boolean).map((t) => el("span", { class: "sora-chip", text: t })),
       el("span", { class: `sora-chip sora-backend${model.get("local") ? " sora-local" : ""}`,
         text: model.get("backend") || "…" }),

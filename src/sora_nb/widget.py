@@ -1,0 +1,369 @@
+"""``VideoJob``: the live widget of a job (status, progress, then an inline player), built on anywidget.
+
+The widget observes a :class:`~sora_nb.jobs.Job`; it makes no HTTP requests. Video bytes never sit in synced
+state: the front end asks for them when it renders a completed job, and they arrive as binary chunks of at
+most 4 MiB read from the cache. ``embed=True`` puts the MP4 in the widget state (a self-contained notebook).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets
+import traitlets
+from PIL import Image
+
+from sora_nb import errors
+from sora_nb.config import LOCAL_LABEL
+from sora_nb.jobs import Job
+
+log = logging.getLogger("sora_nb")
+
+STATIC = Path(__file__).parent / "static"
+CHUNK_BYTES = 4 * 1024 * 1024
+MIN_INTERVAL = 0.1  # at most 10 state updates per second
+POSTER_WIDTH = 320
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def hint_for(error: errors.SoraError) -> str:
+    """What the user can do about an error, in a sentence."""
+    if isinstance(error, errors.GenerationFailedError) and error.code == "moderation_blocked":
+        return "The service's moderation refused the prompt: rephrase it, then press Retry."
+    hints: list[tuple[type[errors.SoraError], str]] = [
+        (errors.AuthenticationError, "Check the key: sora_nb.configure(api_key=...) or SORA_NB_API_KEY."),
+        (errors.InvalidRequestError, "Fix the parameter named above and run the cell again."),
+        (errors.RateLimitError, "The service is busy: wait a moment, then press Retry."),
+        (errors.ServerError, "The service had trouble: press Retry in a moment."),
+        (errors.ConnectError, "Check the base URL and your network, then press Retry."),
+        (errors.DeadlineExceededError, "The job is not lost: sora_nb.attach(video_id) picks it up later."),
+        (errors.VideoExpiredError, "Press Retry to generate it again."),
+        (errors.JobCancelledError, "Press Retry to start a new job."),
+        (errors.BudgetExceededError, "Raise the budget with sora_nb.configure(budget_usd=...) or ask for less."),
+        (errors.NotFoundError, "The job is gone on the server: press Retry for a new one."),
+    ]
+    for kind, text in hints:
+        if isinstance(error, kind):
+            return text
+    return "Press Retry to try again."
+
+
+def _epoch_ms(monotonic: float | None) -> float:
+    if monotonic is None:
+        return 0.0
+    return (time.time() - (time.monotonic() - monotonic)) * 1000
+
+
+def _poster(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((POSTER_WIDTH, POSTER_WIDTH * 4))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, "JPEG", quality=70)
+    except OSError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class VideoJob(anywidget.AnyWidget):
+    """A live job widget; for code it is a job too: ``id``, ``path``, ``video``, ``result()``, ``await``."""
+
+    _esm = STATIC / "widget.js"
+    _css = STATIC / "widget.css"
+
+    prompt = traitlets.Unicode("").tag(sync=True)
+    video_model = traitlets.Unicode("").tag(sync=True)
+    size = traitlets.Unicode("").tag(sync=True)
+    seconds = traitlets.Unicode("").tag(sync=True)
+    backend = traitlets.Unicode("").tag(sync=True)
+    local = traitlets.Bool(False).tag(sync=True)
+    status = traitlets.Unicode("pending").tag(sync=True)
+    progress = traitlets.Int(-1).tag(sync=True)
+    started_at = traitlets.Float(0.0).tag(sync=True)
+    finished_at = traitlets.Float(0.0).tag(sync=True)
+    eta_at = traitlets.Float(0.0).tag(sync=True)
+    bytes_done = traitlets.Int(0).tag(sync=True)
+    bytes_total = traitlets.Int(0).tag(sync=True)
+    video_id = traitlets.Unicode("").tag(sync=True)
+    width = traitlets.Int(0).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)
+    poster = traitlets.Unicode("").tag(sync=True)
+    error_code = traitlets.Unicode("").tag(sync=True)
+    error_message = traitlets.Unicode("").tag(sync=True)
+    error_hint = traitlets.Unicode("").tag(sync=True)
+    embedded = traitlets.Bytes(b"").tag(sync=True)
+
+    def __init__(self, job: Job, *, embed: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.embed = embed
+        self.below = ipywidgets.Output()
+        self._box = ipywidgets.VBox([self, self.below])
+        self._lock = threading.Lock()
+        self._last_push = 0.0
+        self._timer: threading.Timer | None = None
+        self._unsubscribe: Any = None
+        self.on_msg(self._on_message)
+        self._bind(job)
+        if not _in_notebook():
+            from sora_nb.progress import follow
+
+            threading.Thread(target=follow, args=(job,), name="sora-nb-progress", daemon=True).start()
+
+    # ----- the job, for code ----------------------------------------------------------------------------------
+    @property
+    def job(self) -> Job:
+        """The job this widget shows (it changes when Retry is pressed)."""
+        return self._job
+
+    @property
+    def id(self) -> str | None:
+        """The video ID, once the server has given one."""
+        return self._job.id
+
+    @property
+    def path(self) -> Path | None:
+        """The cached MP4, once the job has completed."""
+        return self._job.path
+
+    @property
+    def video(self) -> Any:
+        """The normalised record of the video (``sora_nb.Video``), once known."""
+        return self._job.video
+
+    def result(self, timeout: float | None = None) -> Path:
+        """Wait for the video and return its cached path (raises the job's SoraError)."""
+        return self._job.result(timeout)
+
+    def __await__(self) -> Generator[Any, None, Path]:
+        return self._job.__await__()
+
+    def cancel(self) -> None:
+        """Cancel the job."""
+        self._job.cancel()
+
+    def __repr__(self) -> str:
+        return f"VideoJob(id={self._job.id!r}, status={self._job.status!r})"
+
+    # ----- state --------------------------------------------------------------------------------------------
+    def _bind(self, job: Job) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._job = job
+        request = job.request
+        size = str(request.get("size") or "")
+        width, _, height = size.partition("x")
+        with self.hold_sync():
+            self.prompt = str(request.get("prompt") or "")
+            self.video_model = str(request.get("model") or "")
+            self.size = size
+            self.seconds = str(request.get("seconds") or "")
+            self.width, self.height = (int(width), int(height)) if width.isdigit() and height.isdigit() else (0, 0)
+            self.video_id = ""
+            self.poster = ""
+            self.embedded = b""
+            self.error_code = self.error_message = self.error_hint = ""
+        self._unsubscribe = job.observe(self._on_job)
+        self._push()
+
+    def _on_job(self, job: Job) -> None:
+        """Observer (runner thread): push now, or at most 10 times a second; terminal states at once."""
+        if job is not self._job:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if job.status in TERMINAL or now - self._last_push >= MIN_INTERVAL:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self._last_push = now
+                push = True
+            else:
+                push = False
+                if self._timer is None:
+                    self._timer = threading.Timer(MIN_INTERVAL - (now - self._last_push), self._deferred)
+                    self._timer.daemon = True
+                    self._timer.start()
+        if push:
+            self._push()
+
+    def _deferred(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last_push = time.monotonic()
+        self._push()
+
+    def _push(self) -> None:
+        job = self._job
+        video = job.video
+        state: dict[str, Any] = {
+            "status": job.status,
+            "progress": job.progress if job.progress is not None else -1,
+            "backend": job.backend,
+            "local": job.backend == LOCAL_LABEL,
+            "started_at": _epoch_ms(job.started),
+            "finished_at": _epoch_ms(job.finished),
+            "eta_at": (time.time() + job.eta) * 1000 if job.eta is not None and not job.done else 0.0,
+            "bytes_done": job.bytes_done,
+            "bytes_total": job.bytes_total or 0,
+            "video_id": job.id or "",
+        }
+        if video is not None:
+            state["video_model"] = video.model or self.video_model
+            state["seconds"] = video.seconds or self.seconds
+            if video.size and "x" in video.size:
+                w, _, h = video.size.partition("x")
+                if w.isdigit() and h.isdigit():
+                    state.update(size=video.size, width=int(w), height=int(h))
+        if job.status == "completed" and not self.poster:
+            state["poster"] = _poster(job.thumbnail)
+            if self.embed and job.path is not None:
+                state["embedded"] = job.path.read_bytes()
+        if job.status in ("failed", "cancelled") and job.error is not None:
+            state["error_code"] = job.error.code or type(job.error).__name__
+            state["error_message"] = str(job.error)
+            state["error_hint"] = hint_for(job.error)
+        with self.hold_sync():
+            for name, value in state.items():
+                setattr(self, name, value)
+
+    # ----- messages from the front end ----------------------------------------------------------------------
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "video":
+            self.send_video()
+        elif kind == "cancel":
+            self.cancel()
+        elif kind == "retry":
+            self.retry()
+        elif kind == "remix" and isinstance(content.get("prompt"), str) and content["prompt"].strip():
+            self.remix(content["prompt"])
+
+    def send_video(self) -> int:
+        """Send the cached MP4 to the front end in chunks of at most 4 MiB; returns the number of chunks."""
+        path, video_id = self._job.path, self._job.id
+        if path is None or video_id is None or not path.is_file():
+            return 0
+        size = path.stat().st_size
+        count = max(1, -(-size // CHUNK_BYTES))
+        with path.open("rb") as f:
+            for index in range(count):
+                chunk = f.read(CHUNK_BYTES)
+                self.send(
+                    {"type": "video-chunk", "id": video_id, "index": index, "count": count, "size": size}, [chunk]
+                )
+        return count
+
+    def retry(self) -> None:
+        """Start a new job for the same request (only when asked: it may cost money) and show it here."""
+        self._bind(self._job.again())
+
+    def remix(self, prompt: str) -> VideoJob:
+        """A remix of this video as a new widget, shown below this one."""
+        from IPython.display import display
+
+        from sora_nb.jobs import remix
+
+        widget = VideoJob(remix(self._job, prompt), embed=self.embed)
+        with self.below:
+            display(widget)  # type: ignore[no-untyped-call]
+        return widget
+
+    # ----- display ------------------------------------------------------------------------------------------
+    def _html(self) -> str:
+        job = self._job
+        poster = _poster(job.thumbnail) if job.status == "completed" else ""
+        media = f'<img src="{poster}" alt="poster" style="max-width:320px;border-radius:6px">' if poster else ""
+        if self.embed and job.path is not None and job.status == "completed":
+            data = base64.b64encode(job.path.read_bytes()).decode()
+            media = f'<video controls playsinline src="data:video/mp4;base64,{data}" style="max-width:100%"></video>'
+        label = f" · {html.escape(job.backend)}" if job.backend else ""
+        return (
+            '<div class="sora-static" style="font-family:sans-serif">'
+            f"<div><strong>{html.escape(str(job.request.get('prompt', '')))}</strong></div>{media}"
+            f"<div>status: {html.escape(job.status)}{label} · id: {html.escape(job.id or 'pending')}</div></div>"
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+        """The widget view (this card and, below it, remixes made from it), a deterministic ``text/plain`` and a
+        ``text/html`` fallback for nbconvert and GitHub."""
+        shown = self._box._repr_mimebundle_(**kwargs)
+        data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
+        return {**data, "text/plain": repr(self), "text/html": self._html()}, dict(metadata)
+
+
+def _widget(job: Job, embed: bool = False) -> VideoJob:
+    return VideoJob(job, embed=embed)
+
+
+def generate(
+    prompt: str,
+    *,
+    model: str | None = None,
+    size: str | None = None,
+    seconds: int | str | None = None,
+    image: str | Path | bytes | None = None,
+    seed: int | None = None,
+    new: bool = False,
+    embed: bool = False,
+    **extra: Any,
+) -> VideoJob:
+    """Generate a video and return its live widget at once (the job runs in the background).
+
+    The same request again re-attaches to its job or cached video and costs nothing; ``new=True`` asks for a
+    fresh take; ``embed=True`` keeps the MP4 in the notebook itself.
+    """
+    from sora_nb.jobs import submit
+
+    job = submit(prompt, model=model, size=size, seconds=seconds, image=image, seed=seed, new=new, **extra)
+    return _widget(job, embed)
+
+
+def remix(source: VideoJob | Job | str, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
+    """A widget remixing a finished video (widget, job or video ID) with a new prompt."""
+    from sora_nb import jobs
+
+    return _widget(jobs.remix(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed)
+
+
+def edit(source: VideoJob | Job | str | Path, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
+    """A widget editing a finished video (widget, job, video ID or a local MP4)."""
+    from sora_nb import jobs
+
+    return _widget(jobs.edit(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed)
+
+
+def extend(
+    source: VideoJob | Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False, embed: bool = False
+) -> VideoJob:
+    """A widget extending a finished video by ``seconds`` more."""
+    from sora_nb import jobs
+
+    src = source.job if isinstance(source, VideoJob) else source
+    return _widget(jobs.extend(src, prompt, seconds, new=new), embed)
+
+
+def attach(video_id: str, *, embed: bool = False) -> VideoJob:
+    """A widget for any existing job (after a kernel restart, or one made elsewhere)."""
+    from sora_nb import jobs
+
+    return _widget(jobs.attach(video_id), embed)
