@@ -1,0 +1,153 @@
+"""The VideoJob widget's state machine, reprs and chunked video transfer, against the real local server."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import sora_nb
+from sora_nb import widget as widget_module
+from sora_nb.server import ServerHandle
+from sora_nb.widget import VideoJob
+
+Configured = Callable[..., ServerHandle]
+
+
+def wait_status(w: VideoJob, statuses: tuple[str, ...], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while w.status not in statuses:
+        assert time.monotonic() < deadline, f"widget still {w.status}"
+        time.sleep(0.02)
+
+
+def test_generate_returns_at_once_and_the_state_follows_the_job(configured: Configured) -> None:
+    configured(speed=2.0)
+    seen: list[tuple[str, int]] = []
+    started = time.perf_counter()
+    w = sora_nb.generate("a lighthouse in fog", size="1280x720", seconds=4)
+    assert time.perf_counter() - started < 0.05
+    w.observe(lambda change: seen.append((w.status, w.progress)), names=["status", "progress"])
+    w.result(timeout=60)
+    wait_status(w, ("completed",))
+    statuses = [status for status, _ in seen]
+    assert statuses.index("in_progress") < statuses.index("completed")
+    rising = [progress for status, progress in seen if status == "in_progress" and progress >= 0]
+    assert rising == sorted(rising) and len(set(rising)) >= 2
+    assert (w.width, w.height, w.size, w.seconds) == (1280, 720, "1280x720", "4")
+    assert w.video_id == w.id and w.backend == "127.0.0.1" and not w.local
+    assert w.poster.startswith("data:image/jpeg;base64,") and len(w.poster) < 60_000
+    assert w.started_at > 0 and w.finished_at >= w.started_at and w.error_code == ""
+
+
+def test_failed_job_shows_code_message_and_hint_then_retry(configured: Configured) -> None:
+    handle = configured()
+    w = sora_nb.generate("a moderation-test scene")
+    wait_status(w, ("failed",))
+    assert w.error_code == "moderation_blocked"
+    assert "moderation" in w.error_message and "Retry" in w.error_hint
+    assert len(handle.app.store.jobs()) == 1
+    w.retry()
+    wait_status(w, ("failed",))
+    assert len(handle.app.store.jobs()) == 2  # a new job only because Retry was pressed
+
+
+def test_cancel_from_the_widget(configured: Configured) -> None:
+    configured(speed=0.2)
+    w = sora_nb.generate("cancel me from the widget")
+    wait_status(w, ("queued", "in_progress"))
+    w._on_message(w, {"type": "cancel"}, [])
+    wait_status(w, ("cancelled",))
+    assert w.error_code == "JobCancelledError" and "Retry" in w.error_hint
+
+
+def test_attach_and_remix_widgets(configured: Configured) -> None:
+    configured()
+    first = sora_nb.generate("a copper kettle")
+    first.result(timeout=60)
+    assert first.id is not None
+    attached = sora_nb.attach(first.id)
+    assert attached.result(timeout=30) == first.path
+    remixed = first.remix("a copper kettle, steaming")
+    assert remixed.result(timeout=60).is_file()
+    assert remixed.video is not None and remixed.video.remixed_from == first.id
+
+
+def test_reprs_are_deterministic_and_honest(configured: Configured) -> None:
+    configured()
+    w = sora_nb.generate("a <b>bold</b> prompt")
+    assert repr(w) in ("VideoJob(id=None, status='pending')",) or re.fullmatch(r"VideoJob\(id=.*\)", repr(w))
+    w.result(timeout=60)
+    wait_status(w, ("completed",))
+    data, _ = w._repr_mimebundle_()
+    assert data["text/plain"] == f"VideoJob(id={w.id!r}, status='completed')"
+    assert " at 0x" not in data["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" in data
+    page = data["text/html"]
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "status: completed" in page and w.id in page  # type: ignore[operator]
+    assert "<img" in page and "data:video" not in page
+
+
+def test_video_travels_in_chunks_of_at_most_the_limit(configured: Configured, monkeypatch: pytest.MonkeyPatch) -> None:
+    configured()
+    w = sora_nb.generate("chunked transfer")
+    path = w.result(timeout=60)
+    monkeypatch.setattr(widget_module, "CHUNK_BYTES", 64 * 1024)
+    sent: list[tuple[dict[str, Any], list[bytes]]] = []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, list(buffers or []))))
+    w._on_message(w, {"type": "video"}, [])
+    size = path.stat().st_size
+    assert len(sent) == -(-size // (64 * 1024)) >= 3
+    assert all(len(buffers[0]) <= 64 * 1024 for _, buffers in sent)
+    assert [content["index"] for content, _ in sent] == list(range(len(sent)))
+    assert {content["count"] for content, _ in sent} == {len(sent)} and sent[0][0]["size"] == size
+    assert b"".join(buffers[0] for _, buffers in sent) == path.read_bytes()
+
+
+def test_state_updates_are_throttled(configured: Configured) -> None:
+    configured(speed=0.3)
+    w = sora_nb.generate("a busy job")
+    wait_status(w, ("queued", "in_progress"))
+    pushes: list[float] = []
+    original = w._push
+
+    def counting() -> None:
+        pushes.append(time.monotonic())
+        original()
+
+    w._push = counting  # type: ignore[method-assign]
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:
+        w._on_job(w.job)  # far more often than 10 per second
+        time.sleep(0.001)
+    time.sleep(0.2)
+    assert 5 <= len(pushes) <= 12
+    w.cancel()
+
+
+def test_no_secret_or_signed_url_in_synced_state(configured: Configured) -> None:
+    handle = configured(dialect="cdn-redirect", key="distinctive-secret-key-77")
+    w = sora_nb.generate("keep it secret")
+    w.result(timeout=60)
+    wait_status(w, ("completed",))
+    state = json.dumps({k: v for k, v in w.get_state().items() if k != "embedded"}, default=str)
+    assert handle.key not in state and "sig=" not in state and "/cdn/" not in state
+    assert handle.key not in repr(w) and handle.key not in w._html()
+
+
+def test_embed_keeps_the_video_in_the_notebook(configured: Configured) -> None:
+    configured()
+    w = sora_nb.generate("embedded clip", embed=True)
+    path = w.result(timeout=60)
+    wait_status(w, ("completed",))
+    assert w.embedded == path.read_bytes()
+    data, _ = w._repr_mimebundle_()
+    assert "data:video/mp4;base64," in data["text/html"]
+    plain = sora_nb.generate("embedded clip")
+    plain.result(timeout=10)
+    wait_status(plain, ("completed",))
+    assert plain.embedded == b""
