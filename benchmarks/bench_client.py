@@ -34,13 +34,14 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 import sora_nb
+from bench_server import fake_job, server_process  # the same fake 200 MiB job and server launcher
 from sora_nb import jobs as sora_jobs
 from sora_nb.client import AsyncVideosClient
 from sora_nb.runner import get_runner
@@ -260,96 +261,6 @@ def bench_lag(n: int, tmp: Path) -> None:
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 
 
-def _fake_job(data_dir: Path, size_mib: int) -> str:
-    """A finished job whose video is a ``size_mib`` MiB file that starts like an MP4 (sora_nb checks the magic)."""
-    from sora_nb.server.store import JobRecord, safe_key, write_json_atomic
-
-    job = JobRecord(
-        id="video_bench",
-        kind="generate",
-        model="sora-2",
-        prompt="bench",
-        width=720,
-        height=1280,
-        seconds=SECONDS,
-        fps=24,
-        seed=0,
-        created_at=time.time() - 60,
-        queue_seconds=0,
-        run_seconds=0,
-        scene_prompt="bench",
-        render_done_at=time.time() - 59,
-        etags={"video": '"bench"', "thumbnail": '"t"', "spritesheet": '"s"'},
-    )
-    directory = data_dir / "jobs" / safe_key(job.id)
-    directory.mkdir(parents=True)
-    block = os.urandom(MiB)
-    with (directory / "video.mp4").open("wb") as f:
-        f.write(MP4_HEAD + block[len(MP4_HEAD) :])
-        for _ in range(size_mib - 1):
-            f.write(block)
-    for name in ("thumbnail.webp", "spritesheet.jpg"):
-        (directory / name).write_bytes(b"x")
-    write_json_atomic(directory / "job.json", asdict(job))
-    return job.id
-
-
-@contextlib.contextmanager
-def _server_process(data_dir: Path) -> Iterator[str]:
-    """``python -m sora_nb.server`` in its own process; yields its base URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sora_nb.server",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--key",
-            KEY,
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            match = re.search(r"listening on (\S+)", line)
-            if match:
-                url = match.group(1)
-            if "Ctrl+C" in line:
-                break
-        if not url:
-            raise RuntimeError("the server subprocess did not announce its URL")
-        _wait_listening(url)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_listening(url: str, timeout: float = 20.0) -> None:
-    """Wait until the server accepts connections: it prints its URL before uvicorn starts listening."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(f"{url}/videos?limit=1", headers={"Authorization": f"Bearer {KEY}"}).raise_for_status()
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def _status_kib(name: str) -> int:
     match = re.search(rf"^{name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
     return int(match.group(1)) if match else 0
@@ -460,11 +371,11 @@ def _ensure_curl() -> str | None:
 
 def bench_download(size_mib: int, tmp: Path) -> None:
     data_dir = tmp / "server-download"
-    video_id = _fake_job(data_dir, size_mib)
+    video_id = fake_job(data_dir, size_mib)
     expected = size_mib * MiB
     samples: dict[str, list[DownloadRun]] = {}
     curl = _ensure_curl()
-    with _server_process(data_dir) as url:
+    with server_process(data_dir, KEY) as (url, _):
         content = f"{url}/videos/{video_id}/content"
         _warm_up(content)
         for _ in range(DOWNLOAD_ROUNDS):  # interleaved rounds: load on this 2-core machine varies a lot

@@ -7,6 +7,7 @@ the numbers recorded in docs/benchmarks.md come from this script.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -53,8 +55,8 @@ def bench_render(quick: bool) -> None:
     print()
 
 
-def _fake_job(data_dir: Path, size_mib: int) -> str:
-    """A finished job whose video is a ``size_mib`` MiB file (content does not matter for serving)."""
+def fake_job(data_dir: Path, size_mib: int) -> str:
+    """A finished job whose video is a ``size_mib`` MiB file that starts like an MP4 (clients check the magic)."""
     job = JobRecord(
         id="video_bench",
         kind="generate",
@@ -76,13 +78,54 @@ def _fake_job(data_dir: Path, size_mib: int) -> str:
     directory.mkdir(parents=True)
     block = os.urandom(1024 * 1024)
     with (directory / "video.mp4").open("wb") as f:
-        f.write(b"\0\0\0\x18ftypmp42" + block[12:])  # starts like an MP4, so clients accept it
+        f.write(b"\0\0\0\x18ftypmp42" + block[12:])
         for _ in range(size_mib - 1):
             f.write(block)
     for name in ("thumbnail.webp", "spritesheet.jpg"):
         (directory / name).write_bytes(b"x")
     write_json_atomic(directory / "job.json", asdict(job))
     return job.id
+
+
+@contextlib.contextmanager
+def server_process(data_dir: Path, key: str) -> Iterator[tuple[str, int]]:
+    """``python -m sora_nb.server`` in its own process: yields (base URL, pid); stopped afterwards."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sora_nb.server",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--key",
+            key,
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        for line in proc.stdout:  # the socket listens before the URL is printed
+            match = re.search(r"listening on (\S+)", line)
+            url = match.group(1) if match else url
+            if "Ctrl+C" in line:
+                break
+        if not url:
+            raise RuntimeError("the server process did not announce its URL")
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _rss_mib(pid: int) -> float:
@@ -94,37 +137,11 @@ def _rss_mib(pid: int) -> float:
 def bench_serving() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        video_id = _fake_job(data_dir, SERVE_MIB)
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sora_nb.server",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--key",
-                KEY,
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            match = re.search(r"listening on (\S+)", line)
-            if match:
-                url = match.group(1)
-            if "Ctrl+C" in line:
-                break
-        try:
+        video_id = fake_job(data_dir, SERVE_MIB)
+        with server_process(data_dir, KEY) as (url, pid):
             headers = {"Authorization": f"Bearer {KEY}"}
             httpx.get(f"{url}/videos/{video_id}", headers=headers).raise_for_status()
-            baseline = _rss_mib(proc.pid)
+            baseline = _rss_mib(pid)
             peak = baseline
             received = [0] * CLIENTS
             stop = threading.Event()
@@ -132,7 +149,7 @@ def bench_serving() -> None:
             def sample() -> None:
                 nonlocal peak
                 while not stop.is_set():
-                    peak = max(peak, _rss_mib(proc.pid))
+                    peak = max(peak, _rss_mib(pid))
                     time.sleep(0.02)
 
             def client(index: int) -> None:
@@ -152,9 +169,6 @@ def bench_serving() -> None:
             elapsed = time.perf_counter() - started
             stop.set()
             sampler.join()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
     total_mib = sum(received) / 2**20
     assert all(n == SERVE_MIB * 2**20 for n in received), "a client received a short file"
     print(f"## Serving a {SERVE_MIB} MiB file to {CLIENTS} concurrent clients (server in its own process)\n")
