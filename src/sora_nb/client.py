@@ -87,12 +87,14 @@ class AsyncVideosClient:
         self.requests: Counter[str] = Counter()
         self._timeout = httpx.Timeout(timeout, read=idle_timeout)
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._ssl = httpx.create_ssl_context()  # loading CA certificates costs ~100 ms: once, for both clients
         self._http = httpx.AsyncClient(
             timeout=self._timeout,
             limits=self._limits,
             transport=transport,
             follow_redirects=False,
             headers={"User-Agent": "sora_nb"},
+            verify=self._ssl,
         )
         self._sync_transport = download_transport
         self._sync: httpx.Client | None = None
@@ -180,6 +182,7 @@ class AsyncVideosClient:
                     transport=self._sync_transport,
                     follow_redirects=False,
                     headers={"User-Agent": "sora_nb"},
+                    verify=self._ssl,
                 )
             return self._sync
 

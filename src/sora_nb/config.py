@@ -106,13 +106,14 @@ _local_server: Any = None
 _local_lock = threading.Lock()
 
 
-def _local_backend(speed: float) -> Backend:
+def _local_backend(speed: float, cache_dir: Path | None) -> Backend:
     global _local_server
     with _local_lock:
         if _local_server is None or not _local_server.running:
             from sora_nb.server import start
 
-            _local_server = start(speed=speed)
+            # with a cache dir configured, the local server's jobs live beside the cache (one folder holds all)
+            _local_server = start(speed=speed, data_dir=cache_dir / "local-server" if cache_dir else None)
             log.info("sora_nb: started the local preview server at %s", _local_server.base_url)
         server = _local_server
     return Backend(
@@ -135,7 +136,7 @@ def resolve_backend(current: Settings | None = None) -> Backend:
                 "2026-09-24; set SORA_NB_BASE_URL (or configure(base_url=...)) to your gateway. "
                 "Using the local preview server."
             )
-        return _local_backend(current.local_speed)
+        return _local_backend(current.local_speed, current.cache_dir)
     provider = get_provider(current.provider)
     url = httpx.URL(provider.base_url(current.base_url))
     return Backend(

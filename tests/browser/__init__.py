@@ -1,0 +1,1 @@
+"""Browser tests: notebooks in real JupyterLab / Notebook 7 driven by Playwright + Debian Chromium."""

@@ -1,0 +1,178 @@
+"""The VideoJob widget in a real JupyterLab / Notebook 7 in headless Chromium, against the real local server."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from sora_nb.server import ServerHandle
+
+from .harness import (
+    JupyterServer,
+    open_notebook,
+    output_locator,
+    read_notebook,
+    reload,
+    run_cell,
+    save_notebook,
+    screenshot,
+    set_theme,
+    write_notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+SECRET = "browser-test-secret-key-9f3a"
+UI = 30_000
+
+
+@pytest.fixture
+def sora_jupyter(
+    make_server: Callable[..., ServerHandle], start_jupyter: Callable[..., JupyterServer], tmp_path: Path
+) -> Callable[..., tuple[ServerHandle, JupyterServer]]:
+    """A Videos server with a distinctive key, and a Jupyter server whose kernels are configured for it by env."""
+
+    def make(kind: str = "lab", **server_options: Any) -> tuple[ServerHandle, JupyterServer]:
+        server_options.setdefault("speed", 0.7)
+        handle = make_server(key=SECRET, **server_options)
+        env = {
+            **os.environ,
+            "SORA_NB_BASE_URL": handle.base_url,
+            "SORA_NB_API_KEY": SECRET,
+            "SORA_NB_CACHE_DIR": str(tmp_path / f"cache-{kind}"),
+        }
+        return handle, start_jupyter(kind, env=env)
+
+    return make
+
+
+def card(page: Page, index: int) -> Locator:
+    return output_locator(page, index).locator(".sora-card").first
+
+
+def video_facts(page: Page, index: int) -> dict[str, float]:
+    video = card(page, index).locator("video")
+    expect(video).to_be_visible(timeout=UI)
+    page.wait_for_function("el => el.readyState >= 2", arg=video.element_handle(), timeout=UI)
+    facts: dict[str, float] = video.evaluate(
+        "v => ({ready: v.readyState, duration: v.duration, width: v.videoWidth, height: v.videoHeight})"
+    )
+    return facts
+
+
+@pytest.mark.parametrize("kind", ["lab", "notebook"])
+def test_generate_runs_live_and_plays(
+    sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page], kind: str
+) -> None:
+    _, jupyter = sora_jupyter(kind)
+    path = write_notebook(
+        jupyter.root_dir,
+        "live.ipynb",
+        [
+            "import sora_nb\njob = sora_nb.generate('a red fox running through snow', size='1280x720', seconds=4)\njob",
+        ],
+    )
+    page = new_page()
+    open_notebook(page, jupyter, path)
+    started = time.monotonic()
+    run_cell(page, 0)
+    returned = time.monotonic() - started
+    widget = card(page, 0)
+    expect(widget).to_be_visible(timeout=UI)
+    status = widget.get_attribute("data-status")
+    assert status in ("pending", "queued", "in_progress"), status  # the cell came back while the job runs
+    assert returned < 4.0
+    bar = widget.locator(".sora-bar")
+    values: list[int] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and widget.get_attribute("data-status") != "completed":
+        now = bar.get_attribute("aria-valuenow")
+        if now is not None and (not values or int(now) != values[-1]):
+            values.append(int(now))
+        if kind == "lab" and len(values) == 3:
+            screenshot(page, "widget/running-light.png", selector=widget)
+        time.sleep(0.1)
+    assert len(values) >= 3 and values == sorted(values), values
+    expect(widget).to_have_attribute("data-status", "completed", timeout=UI)
+    facts = video_facts(page, 0)
+    assert facts["ready"] >= 2 and abs(facts["duration"] - 4.0) < 0.1
+    assert (facts["width"], facts["height"]) == (1280, 720)
+    expect(widget.locator(".sora-chip.sora-backend")).to_have_text("127.0.0.1")
+    download = widget.locator("a.sora-button[download]")
+    expect(download).to_have_attribute("download", f"{widget.locator('.sora-id').inner_text()}.mp4")
+    if kind == "lab":
+        screenshot(page, "widget/finished-light.png", selector=widget)
+        set_theme(page, "dark")
+        screenshot(page, "widget/finished-dark.png", selector=widget)
+        set_theme(page, "light")
+    reload(page)  # the kernel lives on: the view asks for the video again
+    facts = video_facts(page, 0)
+    assert facts["ready"] >= 2 and (facts["width"], facts["height"]) == (1280, 720)
+
+
+def test_cancel_failure_and_retry(
+    sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page]
+) -> None:
+    handle, jupyter = sora_jupyter("lab", speed=0.1)
+    path = write_notebook(
+        jupyter.root_dir,
+        "errors.ipynb",
+        [
+            "import sora_nb\nslow = sora_nb.generate('a very slow sunrise')\nslow",
+            "bad = sora_nb.generate('a moderation-test scene')\nbad",
+        ],
+    )
+    page = new_page()
+    open_notebook(page, jupyter, path)
+    run_cell(page, 0)
+    slow = card(page, 0)
+    expect(slow.locator("button", has_text="Cancel")).to_be_visible(timeout=UI)
+    slow.locator("button", has_text="Cancel").click()
+    expect(slow).to_have_attribute("data-status", "cancelled", timeout=UI)
+    deadline = time.monotonic() + 10
+    while handle.app.store.jobs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert handle.app.store.jobs() == []  # the server job was deleted, not left running
+
+    run_cell(page, 1)
+    bad = card(page, 1)
+    expect(bad).to_have_attribute("data-status", "failed", timeout=60_000)
+    expect(bad.locator(".sora-error-code")).to_have_text("moderation_blocked")
+    expect(bad.locator(".sora-error-hint")).to_contain_text("rephrase")
+    screenshot(page, "widget/failed-light.png", selector=bad)
+    assert len(handle.app.store.jobs()) == 1
+    bad.locator("button", has_text="Retry").click()
+    deadline = time.monotonic() + 20
+    while len(handle.app.store.jobs()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(handle.app.store.jobs()) == 2
+    expect(bad).to_have_attribute("data-status", "failed", timeout=60_000)
+
+
+def test_saved_notebook_is_small_and_keyless(
+    sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    _, jupyter = sora_jupyter("lab", speed=2.0)
+    cells = [f"import sora_nb\nv{i} = sora_nb.generate('saved clip number {i}', seconds=4)\nv{i}" for i in range(3)]
+    path = write_notebook(jupyter.root_dir, "saved.ipynb", cells)
+    page = new_page()
+    open_notebook(page, jupyter, path)
+    for i in range(3):
+        run_cell(page, i)
+    for i in range(3):
+        expect(card(page, i)).to_have_attribute("data-status", "completed", timeout=60_000)
+        assert video_facts(page, i)["ready"] >= 2
+    save_notebook(page)
+    raw = Path(path).read_bytes()
+    assert len(raw) < 200_000, len(raw)
+    assert SECRET.encode() not in raw
+    nb = read_notebook(path)
+    assert nb.metadata.get("widgets"), "widget state was not saved"
+    records = list((tmp_path / "cache-lab").rglob("*.json"))
+    assert records and all(SECRET.encode() not in f.read_bytes() for f in records)
