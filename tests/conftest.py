@@ -68,3 +68,9 @@ def configured(make_server: Callable[..., ServerHandle], tmp_path: Path) -> Iter
     yield setup
     config._explicit.clear()
     config._explicit.update(saved)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop running in the main thread until
+    the session ends, and asyncio.run() refuses to start inside it."""
+    items.sort(key=lambda item: "browser" in item.path.parts)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +155,21 @@ def test_embed_keeps_the_video_in_the_notebook(configured: Configured) -> None:
     plain.result(timeout=10)
     wait_status(plain, ("completed",))
     assert plain.embedded == b""
+
+
+def test_outside_jupyter_generate_prints_a_text_progress_line(
+    make_server: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    handle = make_server(speed=2.0)
+    script = "import sora_nb\nw = sora_nb.generate('a terminal run')\nprint(w.result(timeout=60))\n"
+    env = {
+        **os.environ,
+        "SORA_NB_BASE_URL": handle.base_url,
+        "SORA_NB_API_KEY": handle.key,
+        "SORA_NB_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).is_file()
+    assert "Rendering" in done.stderr or "Queued" in done.stderr
+    assert "Done" in done.stderr and handle.key not in done.stderr

@@ -124,10 +124,12 @@ class VideoJob(anywidget.AnyWidget):
         self._unsubscribe: Any = None
         self.on_msg(self._on_message)
         self._bind(job)
+        self._progress: threading.Thread | None = None
         if not _in_notebook():
             from sora_nb.progress import follow
 
-            threading.Thread(target=follow, args=(job,), name="sora-nb-progress", daemon=True).start()
+            self._progress = threading.Thread(target=follow, args=(job,), name="sora-nb-progress", daemon=True)
+            self._progress.start()
 
     # ----- the job, for code ----------------------------------------------------------------------------------
     @property
@@ -152,7 +154,11 @@ class VideoJob(anywidget.AnyWidget):
 
     def result(self, timeout: float | None = None) -> Path:
         """Wait for the video and return its cached path (raises the job's SoraError)."""
-        return self._job.result(timeout)
+        try:
+            return self._job.result(timeout)
+        finally:
+            if self._progress is not None:
+                self._progress.join(timeout=1.0)  # let the text progress line finish first
 
     def __await__(self) -> Generator[Any, None, Path]:
         return self._job.__await__()

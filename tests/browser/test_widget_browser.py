@@ -57,7 +57,12 @@ def card(page: Page, index: int) -> Locator:
 
 
 def video_facts(page: Page, index: int) -> dict[str, float]:
-    video = card(page, index).locator("video")
+    return video_facts_of(card(page, index))
+
+
+def video_facts_of(widget: Locator) -> dict[str, float]:
+    page = widget.page
+    video = widget.locator("video")
     expect(video).to_be_visible(timeout=UI)
     page.wait_for_function("el => el.readyState >= 2", arg=video.element_handle(), timeout=UI)
     facts: dict[str, float] = video.evaluate(
@@ -114,6 +119,14 @@ def test_generate_runs_live_and_plays(
     reload(page)  # the kernel lives on: the view asks for the video again
     facts = video_facts(page, 0)
     assert facts["ready"] >= 2 and (facts["width"], facts["height"]) == (1280, 720)
+    if kind == "lab":  # the remix box opens a new live widget below this one
+        widget = card(page, 0)
+        widget.locator("input.sora-input").fill("the same fox at night")
+        widget.locator("button", has_text="Remix").click()
+        remixed = output_locator(page, 0).locator(".sora-card").nth(1)
+        expect(remixed.locator(".sora-prompt")).to_have_text("the same fox at night", timeout=UI)
+        expect(remixed).to_have_attribute("data-status", "completed", timeout=60_000)
+        assert video_facts_of(remixed)["ready"] >= 2
 
 
 def test_cancel_failure_and_retry(
@@ -133,6 +146,10 @@ def test_cancel_failure_and_retry(
     run_cell(page, 0)
     slow = card(page, 0)
     expect(slow.locator("button", has_text="Cancel")).to_be_visible(timeout=UI)
+    set_theme(page, "dark")
+    expect(slow).to_have_attribute("data-status", "in_progress", timeout=UI)
+    screenshot(page, "widget/running-dark.png", selector=slow)
+    set_theme(page, "light")
     slow.locator("button", has_text="Cancel").click()
     expect(slow).to_have_attribute("data-status", "cancelled", timeout=UI)
     deadline = time.monotonic() + 10
