@@ -9,6 +9,7 @@ from __future__ import annotations
 from sora_nb.cache import CachedVideo, VideoCache
 from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Settings, configure, settings
+from sora_nb.costs import Estimate, estimate, price_per_second, spent
 from sora_nb.errors import (
     AuthenticationError,
     BudgetExceededError,
@@ -46,6 +47,7 @@ __all__ = [
     "ConnectError",
     "DeadlineExceededError",
     "DownloadError",
+    "Estimate",
     "GenerationFailedError",
     "InvalidRequestError",
     "Job",
@@ -66,10 +68,13 @@ __all__ = [
     "cache",
     "configure",
     "edit",
+    "estimate",
     "extend",
     "generate",
     "parse_video",
+    "price_per_second",
     "remix",
     "settings",
+    "spent",
     "submit",
 ]

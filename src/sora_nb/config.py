@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ class Settings:
     api_version: str | None = None
     deadline: float = 3 * 3600.0
     local_speed: float = 1.0
+    budget_usd: float | None = None
+    prices: Mapping[str, Any] | None = None
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -56,7 +59,8 @@ _lock = threading.Lock()
 
 def configure(**options: Any) -> Settings:
     """Set options for this process: base_url, api_key, provider, cache_dir, model, max_concurrency, timeout,
-    api_version, deadline (seconds a job may take), local_speed (pace of the embedded server).
+    api_version, deadline (seconds a job may take), local_speed (pace of the embedded server), budget_usd
+    (refuse jobs that would cross it), prices ({model: dollars per second, or {size: dollars}}).
 
     ``None`` resets an option to its environment/default value. Returns the resolved settings.
     """

@@ -22,6 +22,7 @@ from sora_nb import errors
 from sora_nb.cache import VideoCache, fingerprint
 from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Backend, Settings, resolve_backend, settings
+from sora_nb.costs import Budget, estimate_request
 from sora_nb.polling import ProgressTrend, next_delay
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
@@ -172,6 +173,7 @@ class Job:
         self.thumbnail: Path | None = None
         self.spritesheet: Path | None = None
         self.cached = False
+        self.cost = 0.0
         self.backend = ""
         self.started = time.monotonic()
         self.finished: float | None = None
@@ -316,8 +318,22 @@ class Job:
             self.id = None if self.new else engine.cache.lookup(key)  # another process may have created it
             if self.id is not None:
                 return
-            video = await self._send_create(engine)
+            cost = estimate_request(
+                self.request,
+                local=engine.backend.local,
+                prices=engine.settings.prices,
+                default_model=engine.settings.model,
+            )
+            budget = Budget(engine.cache.root)
+            usd = budget.reserve(cost, engine.settings.budget_usd)  # BudgetExceededError: nothing is sent
+            try:
+                video = await self._send_create(engine)
+            except BaseException:
+                budget.refund(usd)
+                raise
             engine.cache.remember(key, video.id, self.request)  # before anything else: a paid job is never lost
+            budget.confirm(video.id, usd)
+            self.cost = usd
             self.id = video.id
             self._observe_video(video)
         finally:
