@@ -27,6 +27,7 @@ from sora_nb.errors import (
     SoraError,
     VideoExpiredError,
 )
+from sora_nb.gallery import Gallery, history, sweep
 from sora_nb.jobs import Job, submit
 from sora_nb.video import Video, parse_video
 from sora_nb.widget import VideoJob, attach, edit, extend, generate, remix
@@ -48,6 +49,7 @@ __all__ = [
     "DeadlineExceededError",
     "DownloadError",
     "Estimate",
+    "Gallery",
     "GenerationFailedError",
     "InvalidRequestError",
     "Job",
@@ -71,10 +73,12 @@ __all__ = [
     "estimate",
     "extend",
     "generate",
+    "history",
     "parse_video",
     "price_per_second",
     "remix",
     "settings",
     "spent",
     "submit",
+    "sweep",
 ]

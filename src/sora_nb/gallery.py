@@ -1,0 +1,383 @@
+"""``Gallery``: many videos side by side: a live sweep, or the cache's history; compare, export.
+
+Cards carry only small text state; posters and videos travel on request as binary messages, so a gallery of
+a thousand cached videos opens at once and loads what is on screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+from PIL import Image
+
+from sora_nb.cache import CachedVideo, VideoCache
+from sora_nb.config import settings
+from sora_nb.costs import estimate_request
+from sora_nb.jobs import Job, submit
+from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
+from sora_nb.widget import CHUNK_BYTES, MIN_INTERVAL, STATIC
+
+POSTER_WIDTH = 256
+
+
+@dataclass
+class Card:
+    """One video of a gallery: a live job, or a cached video."""
+
+    label: str
+    request: dict[str, Any]
+    job: Job | None = None
+    cached: CachedVideo | None = None
+    start: Callable[[], Job] | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> Path | None:
+        """The MP4, when there is one."""
+        return self.job.path if self.job is not None else (self.cached.path if self.cached else None)
+
+    @property
+    def thumbnail(self) -> Path | None:
+        """The thumbnail image, when there is one."""
+        return self.job.thumbnail if self.job is not None else (self.cached.thumbnail if self.cached else None)
+
+    @property
+    def video_id(self) -> str | None:
+        """The video's ID, once known."""
+        return self.job.id if self.job is not None else (self.cached.id if self.cached else None)
+
+    def state(self) -> dict[str, Any]:
+        """What the front end shows for this card."""
+        job = self.job
+        status = job.status if job is not None else ("completed" if self.cached else "waiting")
+        size = str(
+            self.request.get("size") or (self.cached.record.get("video", {}).get("size") if self.cached else "") or ""
+        )
+        width, _, height = size.partition("x")
+        return {
+            "label": self.label,
+            "prompt": str(self.request.get("prompt") or (self.cached.prompt if self.cached else "")),
+            "status": status,
+            "progress": job.progress if job is not None and job.progress is not None else -1,
+            "video_id": self.video_id or "",
+            "width": int(width) if width.isdigit() else 0,
+            "height": int(height) if height.isdigit() else 0,
+            "error": str(job.error) if job is not None and job.error is not None else "",
+            "cached": bool(self.cached or (job is not None and job.cached)),
+        }
+
+
+def _jpeg(path: Path | None, width: int = POSTER_WIDTH) -> bytes:
+    if path is None:
+        return b""
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((width, width * 4))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, "JPEG", quality=70)
+            return out.getvalue()
+    except OSError:
+        return b""
+
+
+class Gallery(anywidget.AnyWidget):
+    """Cards of videos: live while a sweep runs; select two or more to compare them in sync."""
+
+    _esm = STATIC / "gallery.js"
+    _css = STATIC / "gallery.css"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    cards = traitlets.List(traitlets.Dict()).tag(sync=True)
+    counts = traitlets.Dict().tag(sync=True)
+    estimated_usd = traitlets.Float(0.0).tag(sync=True)
+    spent_usd = traitlets.Float(0.0).tag(sync=True)
+    local = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(
+        self,
+        title: str,
+        items: Sequence[Card],
+        *,
+        max_concurrency: int | None = None,
+        estimated_usd: float = 0.0,
+        local: bool = False,
+    ) -> None:
+        super().__init__(title=title, estimated_usd=estimated_usd, local=local)
+        self.items = list(items)
+        self.max_concurrency = max_concurrency
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+        self.on_msg(self._on_message)
+        self._push()
+        self._start_more()
+
+    def __repr__(self) -> str:
+        counts = self._counts()
+        return f"Gallery({self.title!r}, {len(self.items)} videos, {counts.get('completed', 0)} done)"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    # ----- running the sweep --------------------------------------------------------------------------------
+    def _start_more(self) -> None:
+        with self._lock:
+            running = sum(1 for c in self.items if c.job is not None and not c.job.done)
+            room = len(self.items) if self.max_concurrency is None else self.max_concurrency - running
+            starting = [c for c in self.items if c.job is None and c.start is not None][: max(0, room)]
+            for card in starting:
+                card.job = card.start() if card.start else None
+        for card in starting:
+            if card.job is not None:
+                card.job.observe(self._on_job)
+        if starting:
+            self._push()
+
+    def _on_job(self, job: Job) -> None:
+        if job.done:
+            self._start_more()
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < MIN_INTERVAL and not job.done:
+                if self._timer is None:
+                    self._timer = threading.Timer(MIN_INTERVAL, self._deferred)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            self._last = now
+        self._push()
+
+    def _deferred(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last = time.monotonic()
+        self._push()
+
+    def _counts(self) -> dict[str, int]:
+        counts = {"queued": 0, "running": 0, "done": 0, "failed": 0, "completed": 0}
+        for card in self.items:
+            status = card.state()["status"]
+            key = {
+                "completed": "done",
+                "failed": "failed",
+                "cancelled": "failed",
+                "in_progress": "running",
+                "downloading": "running",
+            }.get(status, "queued")
+            counts[key] += 1
+            counts["completed"] += status == "completed"
+        return counts
+
+    def _push(self) -> None:
+        with self.hold_sync():
+            self.cards = [card.state() for card in self.items]
+            self.counts = self._counts()
+            self.spent_usd = round(sum(c.job.cost for c in self.items if c.job is not None), 4)
+
+    # ----- for code -----------------------------------------------------------------------------------------
+    @property
+    def jobs(self) -> list[Job]:
+        """The jobs started so far."""
+        return [card.job for card in self.items if card.job is not None]
+
+    def wait(self, timeout: float | None = None) -> list[Path | None]:
+        """Wait for every job; the cached paths in card order (None for a failed or cancelled job)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while any(card.job is None and card.start is not None for card in self.items):
+            self._start_more()
+            time.sleep(0.05)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("the sweep did not finish in time")
+        paths: list[Path | None] = []
+        for card in self.items:
+            if card.job is None:
+                paths.append(card.path)
+                continue
+            try:
+                paths.append(card.job.result(None if deadline is None else max(0.0, deadline - time.monotonic())))
+            except Exception:
+                paths.append(None)
+        self._push()
+        return paths
+
+    def cancel_all(self) -> None:
+        """Cancel every job not finished yet (and do not start the rest)."""
+        for card in self.items:
+            card.start = None
+            if card.job is not None and not card.job.done:
+                card.job.cancel()
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per card: label, prompt, status, video ID, path, request parameters."""
+        rows = []
+        for card in self.items:
+            state = card.state()
+            rows.append(
+                {
+                    **{k: v for k, v in card.request.items() if not k.startswith("_")},
+                    "label": card.label,
+                    "prompt": state["prompt"],
+                    "status": state["status"],
+                    "video_id": state["video_id"] or None,
+                    "path": str(card.path) if card.path else None,
+                    "saved_at": card.cached.saved_at if card.cached else None,
+                }
+            )
+        return rows
+
+    def to_pandas(self) -> Any:
+        """The records as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install pandas (or use .records())") from None
+        return pd.DataFrame(self.records())
+
+    def export(self, path: str | Path) -> Path:
+        """A contact sheet: ``.html`` (thumbnails inline, relative links to the MP4s) or ``.zip`` (page + videos)."""
+        target = Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix == ".zip":
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+                links = {}
+                for card in self.items:
+                    if card.path is not None and card.video_id:
+                        name = f"videos/{card.path.parent.name}.mp4"
+                        archive.write(card.path, name)
+                        links[id(card)] = name
+                archive.writestr("index.html", self._page(lambda card: links.get(id(card))))
+            return target
+        target.write_text(self._page(lambda card: os.path.relpath(card.path, target.parent) if card.path else None))
+        return target
+
+    def _page(self, link: Callable[[Card], str | None]) -> str:
+        import base64
+
+        rows = []
+        for card in self.items:
+            state = card.state()
+            thumb = _jpeg(card.thumbnail)
+            image = (
+                f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" alt="">'
+                if thumb
+                else '<div class="none">no video</div>'
+            )
+            href = link(card)
+            media = f'<a href="{html.escape(href)}">{image}</a>' if href else image
+            rows.append(
+                f"<figure>{media}<figcaption><b>{html.escape(state['label'] or state['prompt'])}</b><br>"
+                f"{html.escape(state['prompt'])}<br><code>{html.escape(state['video_id'] or state['status'])}</code>"
+                "</figcaption></figure>"
+            )
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        return (
+            f"<!doctype html><meta charset=utf-8><title>{html.escape(self.title)}</title>"
+            "<style>body{font-family:sans-serif;margin:16px}main{display:grid;grid-template-columns:repeat(auto-fill,"
+            "minmax(260px,1fr));gap:12px}figure{margin:0}img{width:100%;border-radius:6px}figcaption{font-size:13px}"
+            "</style>"
+            f"<h1>{html.escape(self.title)}</h1><p>{len(self.items)} videos, exported {stamp}"
+            f"{' (local preview: synthetic videos, not a real model)' if self.local else ''}</p>"
+            f"<main>{''.join(rows)}</main>"
+        )
+
+    # ----- messages -----------------------------------------------------------------------------------------
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        index = content.get("index")
+        card = self.items[index] if isinstance(index, int) and 0 <= index < len(self.items) else None
+        if content.get("type") == "cancel-all":
+            self.cancel_all()
+        elif content.get("type") == "poster" and card is not None:
+            self.send({"type": "poster", "index": index}, [_jpeg(card.thumbnail)])
+        elif content.get("type") == "video" and card is not None and card.path is not None:
+            data = card.path.read_bytes()
+            count = max(1, -(-len(data) // CHUNK_BYTES))
+            for part in range(count):
+                chunk = data[part * CHUNK_BYTES : (part + 1) * CHUNK_BYTES]
+                self.send({"type": "video-chunk", "index": index, "part": part, "count": count}, [chunk])
+
+
+def sweep(
+    prompt: str | Sequence[str],
+    *,
+    model: str | Sequence[str] | None = None,
+    size: str | Sequence[str] | None = None,
+    seconds: int | str | Sequence[int | str] | None = None,
+    seed: int | Sequence[int] | None = None,
+    image: str | Path | Sequence[str | Path] | None = None,
+    max_concurrency: int | None = None,
+    zip: bool = False,
+    new: bool = False,
+    **fixed: Any,
+) -> Gallery:
+    """Run a sweep: every combination of the listed prompts and parameters (pairwise with ``zip=True``).
+
+    ``sweep("a {animal} in {place}", animal=[...], place=[...])`` fills the template. Other keyword arguments are
+    sent with every request. Cached requests appear at once and cost nothing.
+    """
+    requests = expand(prompt, zip=zip, model=model, size=size, seconds=seconds, seed=seed, image=image, **fixed)
+    keys = differing(requests)
+    current = settings()
+    local = not current.base_url
+    estimated = 0.0
+    cards = []
+    for request in requests:
+        fills = request.pop("_fills", {})
+        params = {k: request[k] for k in JOB_PARAMS if request.get(k) is not None}
+        extra = {k: v for k, v in request.items() if k not in (*JOB_PARAMS, "prompt")}
+        cost = estimate_request(
+            {**request, "model": request.get("model") or current.model}, local=local, prices=current.prices
+        )
+        estimated += cost.usd or 0.0
+
+        def start(text: str = request["prompt"], params: dict[str, Any] = params, extra: dict[str, Any] = extra) -> Job:
+            return submit(text, new=new, **params, **extra)
+
+        cards.append(
+            Card(label=label({**request, "_fills": fills}, keys), request={**request, "_fills": fills}, start=start)
+        )
+    title = f"Sweep of {len(cards)}: " + (", ".join(keys) if keys else "one request")
+    return Gallery(title, cards, max_concurrency=max_concurrency, estimated_usd=round(estimated, 4), local=local)
+
+
+def history(
+    query: str | None = None,
+    *,
+    model: str | None = None,
+    since: dt.datetime | float | None = None,
+    cache: VideoCache | None = None,
+) -> Gallery:
+    """The cached videos, newest first; ``query`` searches prompts, ``model`` and ``since`` filter."""
+    store = cache or VideoCache(settings().cache_dir)
+    cutoff = since.timestamp() if isinstance(since, dt.datetime) else since
+    cards = []
+    for entry in store.ls():
+        video = entry.record.get("video", {})
+        if query and query.lower() not in entry.prompt.lower():
+            continue
+        if model and video.get("model") != model:
+            continue
+        if cutoff is not None and entry.saved_at < cutoff:
+            continue
+        request = {
+            "prompt": entry.prompt,
+            "model": video.get("model"),
+            "size": video.get("size"),
+            "seconds": video.get("seconds"),
+        }
+        saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
+        cards.append(Card(label=saved, request=request, cached=entry))
+    what = f"matching {query!r}" if query else "in the cache"
+    return Gallery(f"History: {len(cards)} videos {what}", cards, local=False)
