@@ -88,8 +88,8 @@ def fake_job(data_dir: Path, size_mib: int) -> str:
 
 
 @contextlib.contextmanager
-def server_process(data_dir: Path, key: str) -> Iterator[tuple[str, int]]:
-    """``python -m sora_nb.server`` in its own process: yields (base URL, pid); stopped afterwards."""
+def server_process(data_dir: Path, key: str, *extra: str) -> Iterator[tuple[str, int]]:
+    """``python -m sora_nb.server`` (plus ``extra`` flags) in its own process: yields (base URL, pid)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -103,6 +103,7 @@ def server_process(data_dir: Path, key: str) -> Iterator[tuple[str, int]]:
             key,
             "--log-level",
             "warning",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
