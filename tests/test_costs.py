@@ -101,3 +101,12 @@ def test_widget_shows_why_a_job_was_refused(configured: Configured) -> None:
         widget.result(timeout=30)
     assert widget.status == "failed" and widget.error_code == "BudgetExceededError"
     assert "budget" in widget.error_message and "budget_usd" in widget.error_hint
+
+
+def test_estimate_a_whole_sweep(configured: Configured) -> None:
+    configured()
+    sweep = sora_nb.estimate("a {animal}", animal=["fox", "owl"], model=["sora-2", "sora-2-pro"], seconds=[4, 8])
+    assert sweep.jobs == 8 and sweep.seconds == 48 and sweep.usd == pytest.approx(2.4 + 7.2)
+    assert "8 jobs" in repr(sweep)
+    sora_nb.configure(base_url=None)
+    assert sora_nb.estimate(["a", "b"], seconds=8).usd == 0.0  # the local preview server is free

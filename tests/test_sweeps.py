@@ -97,3 +97,15 @@ def test_history_search_order_and_export(configured: Configured, tmp_path: Path)
         names = zipped.namelist()
         assert "index.html" in names and sum(n.endswith(".mp4") for n in names) == 3
         assert all(zipped.read(n)[4:8] == b"ftyp" for n in names if n.endswith(".mp4"))
+
+
+def test_a_card_reopens_its_full_player(configured: Configured) -> None:
+    configured()
+    sora_nb.submit("reopened from history").result(timeout=60)
+    gallery = sora_nb.history()
+    player = gallery.open_player(0)
+    assert player is not None and player.result(timeout=30) == gallery.items[0].path
+    assert player.job.cached and hasattr(player, "remix")
+    data, _ = gallery._repr_mimebundle_()
+    assert data["text/plain"] == "Gallery('History: 1 videos in the cache', 1 videos, 1 done)"
+    assert "application/vnd.jupyter.widget-view+json" in data

@@ -63,13 +63,15 @@ class Estimate:
     per_second: float | None
     model: str
     local: bool = False
+    jobs: int = 1
 
     def __repr__(self) -> str:
+        count = f"{self.jobs} jobs, " if self.jobs != 1 else ""
         if self.local:
-            return f"Estimate($0.00, local preview, {self.seconds:g} s)"
+            return f"Estimate($0.00, local preview, {count}{self.seconds:g} s)"
         if self.usd is None:
             return f"Estimate(unknown: no price for {self.model!r}; set configure(prices={{...}}))"
-        return f"Estimate(${self.usd:.2f} = {self.seconds:g} s x ${self.per_second:.2f}/s, {self.model})"
+        return f"Estimate(${self.usd:.2f} = {count}{self.seconds:g} s x ${self.per_second:.2f}/s, {self.model})"
 
 
 def estimate_request(
@@ -152,14 +154,33 @@ class Budget:
 
 
 def estimate(
-    prompt: str | None = None, *, model: str | None = None, size: str | None = None, seconds: int | str | None = None
+    prompt: str | list[str] | None = None,
+    *,
+    model: str | list[str] | None = None,
+    size: str | list[str] | None = None,
+    seconds: int | str | list[int | str] | None = None,
+    **sweep: Any,
 ) -> Estimate:
-    """What one request would cost with the settings in force ($0 on the local preview server)."""
+    """What a request, or a whole sweep (lists, templates, ``zip=True`` as in ``sweep()``), would cost.
+
+    $0 on the local preview server; ``usd`` is None if any model's price is unknown.
+    """
     from sora_nb.config import settings
+    from sora_nb.sweeps import expand
 
     current = settings()
-    request = {"prompt": prompt, "model": model or current.model, "size": size, "seconds": seconds}
-    return estimate_request(request, local=not current.base_url, prices=current.prices)
+    local = not current.base_url
+    requests = expand(
+        prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **sweep
+    )
+    parts = [estimate_request(r, local=local, prices=current.prices) for r in requests]
+    total = None if any(p.usd is None for p in parts) else round(sum(p.usd or 0.0 for p in parts), 4)
+    seconds_total = sum(p.seconds for p in parts)
+    names = sorted({p.model for p in parts})
+    rate = total / seconds_total if total is not None and seconds_total else None
+    return Estimate(
+        usd=total, seconds=seconds_total, per_second=rate, model=", ".join(names), local=local, jobs=len(parts)
+    )
 
 
 def spent() -> float:

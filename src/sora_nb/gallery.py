@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
+import ipywidgets
 import traitlets
 from PIL import Image
 
@@ -27,7 +28,7 @@ from sora_nb.config import settings
 from sora_nb.costs import estimate_request
 from sora_nb.jobs import Job, submit
 from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import CHUNK_BYTES, MIN_INTERVAL, STATIC
+from sora_nb.widget import CHUNK_BYTES, MIN_INTERVAL, STATIC, VideoJob, attach
 
 POSTER_WIDTH = 256
 
@@ -103,6 +104,7 @@ class Gallery(anywidget.AnyWidget):
     estimated_usd = traitlets.Float(0.0).tag(sync=True)
     spent_usd = traitlets.Float(0.0).tag(sync=True)
     local = traitlets.Bool(False).tag(sync=True)
+    autoplay = traitlets.Bool(True).tag(sync=True)
 
     def __init__(
         self,
@@ -112,9 +114,12 @@ class Gallery(anywidget.AnyWidget):
         max_concurrency: int | None = None,
         estimated_usd: float = 0.0,
         local: bool = False,
+        autoplay: bool = True,
     ) -> None:
-        super().__init__(title=title, estimated_usd=estimated_usd, local=local)
+        super().__init__(title=title, estimated_usd=estimated_usd, local=local, autoplay=autoplay)
         self.items = list(items)
+        self.below = ipywidgets.Output()
+        self._box = ipywidgets.VBox([self, self.below])
         self.max_concurrency = max_concurrency
         self._lock = threading.Lock()
         self._last = 0.0
@@ -218,6 +223,25 @@ class Gallery(anywidget.AnyWidget):
             if card.job is not None and not card.job.done:
                 card.job.cancel()
 
+    def open_player(self, index: int) -> VideoJob | None:
+        """The full player of card ``index`` (with its remix box), shown below the gallery."""
+        from IPython.display import display
+
+        video_id = self.items[index].video_id
+        if video_id is None:
+            return None
+        widget = attach(video_id)
+        with self.below:
+            display(widget)  # type: ignore[no-untyped-call]
+        return widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
+        """The gallery (and, below it, players opened from it), a ``text/plain`` and a ``text/html`` summary."""
+        shown = self._box._repr_mimebundle_(**kwargs)
+        data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
+        page = f"<p>{html.escape(self.title)}: {len(self.items)} videos</p>"
+        return {**data, "text/plain": repr(self), "text/html": page}, dict(metadata)
+
     def records(self) -> list[dict[str, Any]]:
         """One dict per card: label, prompt, status, video ID, path, request parameters."""
         rows = []
@@ -268,13 +292,15 @@ class Gallery(anywidget.AnyWidget):
         for card in self.items:
             state = card.state()
             thumb = _jpeg(card.thumbnail)
-            image = (
-                f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" alt="">'
-                if thumb
-                else '<div class="none">no video</div>'
-            )
+            poster = f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" if thumb else ""
             href = link(card)
-            media = f'<a href="{html.escape(href)}">{image}</a>' if href else image
+            if href:
+                media = (
+                    f'<video controls preload="metadata" playsinline poster="{poster}" '
+                    f'src="{html.escape(href)}"></video><a href="{html.escape(href)}">MP4</a>'
+                )
+            else:
+                media = f'<img src="{poster}" alt="">' if poster else '<div class="none">no video</div>'
             rows.append(
                 f"<figure>{media}<figcaption><b>{html.escape(state['label'] or state['prompt'])}</b><br>"
                 f"{html.escape(state['prompt'])}<br><code>{html.escape(state['video_id'] or state['status'])}</code>"
@@ -284,7 +310,7 @@ class Gallery(anywidget.AnyWidget):
         return (
             f"<!doctype html><meta charset=utf-8><title>{html.escape(self.title)}</title>"
             "<style>body{font-family:sans-serif;margin:16px}main{display:grid;grid-template-columns:repeat(auto-fill,"
-            "minmax(260px,1fr));gap:12px}figure{margin:0}img{width:100%;border-radius:6px}figcaption{font-size:13px}"
+            "minmax(260px,1fr));gap:12px}figure{margin:0}img,video{width:100%;border-radius:6px}figcaption{font-size:13px}"
             "</style>"
             f"<h1>{html.escape(self.title)}</h1><p>{len(self.items)} videos, exported {stamp}"
             f"{' (local preview: synthetic videos, not a real model)' if self.local else ''}</p>"
@@ -299,6 +325,8 @@ class Gallery(anywidget.AnyWidget):
         card = self.items[index] if isinstance(index, int) and 0 <= index < len(self.items) else None
         if content.get("type") == "cancel-all":
             self.cancel_all()
+        elif content.get("type") == "open" and isinstance(index, int):
+            self.open_player(index)
         elif content.get("type") == "poster" and card is not None:
             self.send({"type": "poster", "index": index}, [_jpeg(card.thumbnail)])
         elif content.get("type") == "video" and card is not None and card.path is not None:
@@ -380,4 +408,4 @@ def history(
         saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
         cards.append(Card(label=saved, request=request, cached=entry))
     what = f"matching {query!r}" if query else "in the cache"
-    return Gallery(f"History: {len(cards)} videos {what}", cards, local=False)
+    return Gallery(f"History: {len(cards)} videos {what}", cards, local=False, autoplay=False)

@@ -234,6 +234,7 @@ class VideoJob(anywidget.AnyWidget):
             "video_id": job.id or "",
         }
         if video is not None:
+            state["prompt"] = self.prompt or video.prompt or ""  # an attached job knows it only from the record
             state["video_model"] = video.model or self.video_model
             state["seconds"] = video.seconds or self.seconds
             if video.size and "x" in video.size:

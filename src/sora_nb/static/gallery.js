@@ -90,8 +90,11 @@ function render({ model, el: root }) {
     const fill = el("div", { class: "sora-fill" });
     const bar = el("div", { class: "sora-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" }, fill);
     const pick = el("input", { type: "checkbox", "aria-label": "Select for comparison" });
+    const open = el("button", { class: "sora-button sora-g-open", type: "button", text: "Open",
+      "aria-label": "Open the full player (with remix) below the gallery" });
+    open.addEventListener("click", () => model.send({ type: "open", index }));
     const card = el("div", { class: "sora-g-card", "data-index": String(index), tabindex: "0" },
-      frame, el("label", { class: "sora-g-pick" }, pick, labelText), status, bar);
+      frame, el("label", { class: "sora-g-pick" }, pick, labelText), status, bar, open);
     pick.addEventListener("change", () => { if (pick.checked) selected.add(index); else selected.delete(index); update(); });
     const play = async () => {
       if (model.get("cards")[index].status !== "completed" || frame.querySelector("video")) return;
@@ -103,7 +106,7 @@ function render({ model, el: root }) {
     frame.addEventListener("click", play);
     card.addEventListener("keydown", (e) => { if (e.key === "Enter") play(); });
     seen.observe(card);
-    return { card, img, labelText, status, bar, fill, pick };
+    return { card, img, labelText, status, bar, fill, pick, open, play };
   }
 
   function update() {
@@ -117,9 +120,14 @@ function render({ model, el: root }) {
       n.status.textContent = c.status === "completed" ? (c.cached ? "cached" : "done") : c.status === "failed" ? (c.error || "failed") : c.status.replace("_", " ");
       const known = c.progress >= 0 && c.status !== "completed";
       n.bar.hidden = ["completed", "failed", "cancelled"].includes(c.status);
+      n.open.hidden = c.status !== "completed";
       n.fill.style.width = known ? `${c.progress}%` : "0";
       if (known) n.bar.setAttribute("aria-valuenow", String(c.progress)); else n.bar.removeAttribute("aria-valuenow");
       if (c.width && c.height) n.card.style.setProperty("--ratio", `${c.width} / ${c.height}`);
+      if (c.status === "completed" && model.get("autoplay") && !n.card.dataset.playing) {
+        n.card.dataset.playing = "1";  // a sweep card becomes a muted looping preview when its job is done
+        n.play();
+      }
       if (c.status === "completed" && !posters.has(i) && !n.card.dataset.asked && n.card.isConnected) {
         const r = n.card.getBoundingClientRect();
         if (r.bottom > 0 && r.top < window.innerHeight) { n.card.dataset.asked = "1"; model.send({ type: "poster", index: i }); }
