@@ -109,3 +109,19 @@ def test_a_card_reopens_its_full_player(configured: Configured) -> None:
     data, _ = gallery._repr_mimebundle_()
     assert data["text/plain"] == "Gallery('History: 1 videos in the cache', 1 videos, 1 done)"
     assert "application/vnd.jupyter.widget-view+json" in data
+
+
+def test_cancel_all_stops_running_jobs_and_starts_no_more(configured: Configured) -> None:
+    handle = configured(speed=0.1)
+    gallery = sora_nb.sweep([f"slow clip {i}" for i in range(5)], max_concurrency=2)
+    while sum(job.id is not None for job in gallery.jobs) < 2:
+        time.sleep(0.02)
+    gallery._on_message(gallery, {"type": "cancel-all"}, [])
+    assert gallery.wait(timeout=30) == [None] * 5
+    assert len(gallery.jobs) == 2  # the other three were never started
+    deadline = time.monotonic() + 10
+    while handle.app.store.jobs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handle.app.store.jobs() == []
+    assert gallery.counts["failed"] == 5 and gallery.counts["queued"] == 0
+    assert [card["status"] for card in gallery.cards] == ["cancelled"] * 5

@@ -61,7 +61,11 @@ class Card:
     def state(self) -> dict[str, Any]:
         """What the front end shows for this card."""
         job = self.job
-        status = job.status if job is not None else ("completed" if self.cached else "waiting")
+        status = (
+            job.status
+            if job is not None
+            else ("completed" if self.cached else ("waiting" if self.start is not None else "cancelled"))
+        )
         size = str(
             self.request.get("size") or (self.cached.record.get("video", {}).get("size") if self.cached else "") or ""
         )
@@ -222,6 +226,7 @@ class Gallery(anywidget.AnyWidget):
             card.start = None
             if card.job is not None and not card.job.done:
                 card.job.cancel()
+        self._push()
 
     def open_player(self, index: int) -> VideoJob | None:
         """The full player of card ``index`` (with its remix box), shown below the gallery."""
