@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -54,3 +57,23 @@ def mp4_boxes(data: bytes) -> list[str]:
             break
         offset += size
     return boxes
+
+
+@contextlib.contextmanager
+def peak_active(handle: ServerHandle) -> Iterator[list[int]]:
+    """Watch how many jobs the server has queued or running at once; the peak is in the yielded list."""
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], handle.app.store.active_count())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        watcher.join()

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import sora_nb
 from sora_nb import errors, jobs
 from sora_nb.server import ServerHandle
+from tests.helpers import peak_active
 
 Configured = Callable[..., ServerHandle]
 
@@ -124,24 +124,10 @@ def test_deadline_keeps_the_job_attachable(configured: Configured) -> None:
 def test_concurrency_limit_and_batched_status_requests(configured: Configured) -> None:
     handle = configured(speed=1.0)
     sora_nb.configure(max_concurrency=3)
-    peak = 0
-    stop = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, handle.app.store.active_count())
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    batch = [sora_nb.submit(f"clip number {i}") for i in range(6)]
-    try:
+    with peak_active(handle) as peak:
+        batch = [sora_nb.submit(f"clip number {i}") for i in range(6)]
         paths = [job.result(timeout=120) for job in batch]
-    finally:
-        stop.set()
-        watcher.join()
-    assert len(set(paths)) == 6 and 1 <= peak <= 3
+    assert len(set(paths)) == 6 and 1 <= peak[0] <= 3
     requests = engine_requests()
     assert requests["create"] == 6 and requests.get("list", 0) >= 1
 

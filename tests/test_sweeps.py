@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import sora_nb
 from sora_nb.errors import InvalidRequestError
 from sora_nb.server import ServerHandle
 from sora_nb.sweeps import differing, expand, label
+from tests.helpers import peak_active
 
 Configured = Callable[..., ServerHandle]
 
@@ -37,25 +37,11 @@ def test_expand_product_zip_templates_and_labels() -> None:
 
 def test_sweep_runs_within_the_limit_and_reruns_free(configured: Configured) -> None:
     handle = configured(speed=4.0)
-    peak = 0
-    stop = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, handle.app.store.active_count())
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with peak_active(handle) as peak:
         gallery = sora_nb.sweep(["a fox", "an owl", "a cat"], seconds=[4, 8], seed=[1, 2], max_concurrency=3)
         paths = gallery.wait(timeout=240)
-    finally:
-        stop.set()
-        watcher.join()
     assert len(gallery) == 12 and all(p is not None and p.is_file() for p in paths)
-    assert 1 <= peak <= 3 and len(handle.app.store.jobs()) == 12
+    assert 1 <= peak[0] <= 3 and len(handle.app.store.jobs()) == 12
     labels = [card["label"] for card in gallery.cards]
     assert labels[0] == "a fox · seconds=4 · seed=1" and len(set(labels)) == 12
     assert gallery.counts["done"] == 12 and gallery.local is False

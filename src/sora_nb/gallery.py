@@ -28,7 +28,7 @@ from sora_nb.config import settings
 from sora_nb.costs import estimate_request
 from sora_nb.jobs import Job, submit
 from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import CHUNK_BYTES, MIN_INTERVAL, STATIC, VideoJob, attach
+from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, attach
 
 POSTER_WIDTH = 256
 
@@ -126,8 +126,7 @@ class Gallery(anywidget.AnyWidget):
         self._box = ipywidgets.VBox([self, self.below])
         self.max_concurrency = max_concurrency
         self._lock = threading.Lock()
-        self._last = 0.0
-        self._timer: threading.Timer | None = None
+        self._throttle = Throttle(lambda: self._push())
         self.on_msg(self._on_message)
         self._push()
         self._start_more()
@@ -156,22 +155,7 @@ class Gallery(anywidget.AnyWidget):
     def _on_job(self, job: Job) -> None:
         if job.done:
             self._start_more()
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last < MIN_INTERVAL and not job.done:
-                if self._timer is None:
-                    self._timer = threading.Timer(MIN_INTERVAL, self._deferred)
-                    self._timer.daemon = True
-                    self._timer.start()
-                return
-            self._last = now
-        self._push()
-
-    def _deferred(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self._push()
+        self._throttle(urgent=job.done)
 
     def _counts(self) -> dict[str, int]:
         counts = {"queued": 0, "running": 0, "done": 0, "failed": 0, "completed": 0}

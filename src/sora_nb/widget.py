@@ -13,7 +13,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,38 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+class Throttle:
+    """Runs ``push`` at most once per ``interval`` seconds, the newest state winning; urgent calls run at once."""
+
+    def __init__(self, push: Callable[[], None], interval: float = MIN_INTERVAL) -> None:
+        self._push = push
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+
+    def __call__(self, *, urgent: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not urgent and now - self._last < self._interval:
+                if self._timer is None:
+                    self._timer = threading.Timer(self._interval - (now - self._last), self._deferred)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._last = now
+        self._push()
+
+    def _deferred(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last = time.monotonic()
+        self._push()
+
+
 class VideoJob(anywidget.AnyWidget):
     """A live job widget; for code it is a job too: ``id``, ``path``, ``video``, ``result()``, ``await``."""
 
@@ -118,9 +150,7 @@ class VideoJob(anywidget.AnyWidget):
         self.embed = embed
         self.below = ipywidgets.Output()
         self._box = ipywidgets.VBox([self, self.below])
-        self._lock = threading.Lock()
-        self._last_push = 0.0
-        self._timer: threading.Timer | None = None
+        self._throttle = Throttle(lambda: self._push())  # late-bound: _push may be wrapped
         self._unsubscribe: Any = None
         self.on_msg(self._on_message)
         self._bind(job)
@@ -192,31 +222,9 @@ class VideoJob(anywidget.AnyWidget):
         self._push()
 
     def _on_job(self, job: Job) -> None:
-        """Observer (runner thread): push now, or at most 10 times a second; terminal states at once."""
-        if job is not self._job:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if job.status in TERMINAL or now - self._last_push >= MIN_INTERVAL:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                self._last_push = now
-                push = True
-            else:
-                push = False
-                if self._timer is None:
-                    self._timer = threading.Timer(MIN_INTERVAL - (now - self._last_push), self._deferred)
-                    self._timer.daemon = True
-                    self._timer.start()
-        if push:
-            self._push()
-
-    def _deferred(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last_push = time.monotonic()
-        self._push()
+        """Observer (runner thread): at most 10 updates a second; a final state at once."""
+        if job is self._job:
+            self._throttle(urgent=job.status in TERMINAL)
 
     def _push(self) -> None:
         job = self._job
