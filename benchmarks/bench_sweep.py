@@ -61,7 +61,7 @@ def bench_sweep(jobs: int, tmp: Path) -> None:
     print(f"| re-run | {jobs} | {again_wall:.2f} | requests made: {extra} | | | | | | |\n")
 
 
-def bench_history(entries: int, tmp: Path) -> None:
+def bench_history(entries: int, tmp: Path, browser: bool = False) -> None:
     cache = VideoCache(tmp / "history-cache")
     with server_process(tmp / "server-h", KEY, "--speed", "50") as (url, _):
         sora_nb.configure(base_url=url, api_key=KEY, cache_dir=cache.root)
@@ -91,18 +91,63 @@ def bench_history(entries: int, tmp: Path) -> None:
     print("| cached videos | history() s | synced state KiB | search 'entry 99' s | matches |")
     print("|---|---|---|---|---|")
     print(f"| {len(gallery)} | {build:.2f} | {state / 1024:.0f} | {search:.2f} | {len(found)} |\n")
+    if browser:
+        bench_history_render(cache.root, len(gallery), tmp)
+
+
+def bench_history_render(cache_root: Path, entries: int, tmp: Path) -> None:
+    """Time history() in a real JupyterLab (headless Chromium): run cell -> every card drawn, first poster shown."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from playwright.sync_api import sync_playwright
+    from tests.browser.harness import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        JupyterServer,
+        open_notebook,
+        output_locator,
+        run_cell,
+        write_notebook,
+    )
+
+    env = {**os.environ, "SORA_NB_CACHE_DIR": str(cache_root)}
+    with JupyterServer.start("lab", tmp / "lab-root", env=env) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        path = write_notebook(server.root_dir, "history.ipynb", ["import sora_nb\nsora_nb.history()"])
+        open_notebook(page, server, path)
+        started = time.perf_counter()
+        run_cell(page, 0)
+        cards = output_locator(page, 0).locator(".sora-g-card")
+        page.wait_for_function(
+            "n => document.querySelectorAll('.sora-g-card').length >= n", arg=entries, timeout=60_000
+        )
+        drawn = time.perf_counter() - started
+        poster = cards.first.locator("img.sora-g-poster")
+        page.wait_for_function(
+            "img => img.src.startsWith('blob:') && img.naturalWidth > 0", arg=poster.element_handle(), timeout=30_000
+        )
+        first_poster = time.perf_counter() - started
+        asked = page.evaluate("() => document.querySelectorAll('.sora-g-card[data-asked]').length")
+        browser.close()
+    print(f"## history() of {entries} cached videos rendered in JupyterLab (headless Chromium)\n")
+    print("| cards | run cell -> all cards drawn s | -> first poster shown s | posters requested |")
+    print("|---|---|---|---|")
+    print(f"| {entries} | {drawn:.2f} | {first_poster:.2f} | {asked} (only cards on screen) |\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--entries", type=int, default=1000)
+    parser.add_argument("--browser", action="store_true", help="also time history() in JupyterLab (Chromium)")
+    parser.add_argument("--only-history", action="store_true", help="skip the sweep")
     args = parser.parse_args()
     print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}\n")
     tmp = Path(tempfile.mkdtemp(prefix="sora-nb-bench-sweep-"))
     try:
-        bench_sweep(args.jobs, tmp)
-        bench_history(args.entries, tmp)
+        if not args.only_history:
+            bench_sweep(args.jobs, tmp)
+        bench_history(args.entries, tmp, browser=args.browser)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0)
