@@ -107,7 +107,7 @@ def test_video_travels_in_chunks_of_at_most_the_limit(configured: Configured, mo
     size = path.stat().st_size
     assert len(sent) == -(-size // (64 * 1024)) >= 3
     assert all(len(buffers[0]) <= 64 * 1024 for _, buffers in sent)
-    assert [content["index"] for content, _ in sent] == list(range(len(sent)))
+    assert [content["part"] for content, _ in sent] == list(range(len(sent)))
     assert {content["count"] for content, _ in sent} == {len(sent)} and sent[0][0]["size"] == size
     assert b"".join(buffers[0] for _, buffers in sent) == path.read_bytes()
 
@@ -173,3 +173,20 @@ def test_outside_jupyter_generate_prints_a_text_progress_line(
     assert Path(done.stdout.strip()).is_file()
     assert "Rendering" in done.stderr or "Queued" in done.stderr
     assert "Done" in done.stderr and handle.key not in done.stderr
+
+
+def test_top_level_remix_edit_extend_attach_return_widgets(configured: Configured) -> None:
+    configured()
+    source = sora_nb.generate("a tin robot")
+    source.result(timeout=60)
+    assert source.id is not None
+    made = [
+        sora_nb.remix(source, "a gold robot"),
+        sora_nb.edit(source.id, "in sepia"),
+        sora_nb.extend(source, "it walks away", seconds=4),
+        sora_nb.attach(source.id, embed=True),
+    ]
+    assert all(isinstance(w, VideoJob) for w in made)
+    for w in made:
+        assert w.result(timeout=60).is_file()
+    assert made[3].embedded == source.path.read_bytes()  # type: ignore[union-attr]

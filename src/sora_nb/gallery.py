@@ -28,7 +28,7 @@ from sora_nb.config import settings
 from sora_nb.costs import estimate_request
 from sora_nb.jobs import Job, submit
 from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, attach
+from sora_nb.widget import STATIC, Throttle, VideoJob, attach, send_file
 
 POSTER_WIDTH = 256
 
@@ -157,10 +157,10 @@ class Gallery(anywidget.AnyWidget):
             self._start_more()
         self._throttle(urgent=job.done)
 
-    def _counts(self) -> dict[str, int]:
+    def _counts(self, states: Sequence[dict[str, Any]] | None = None) -> dict[str, int]:
         counts = {"queued": 0, "running": 0, "done": 0, "failed": 0, "completed": 0}
-        for card in self.items:
-            status = card.state()["status"]
+        for state in states if states is not None else [card.state() for card in self.items]:
+            status = state["status"]
             key = {
                 "completed": "done",
                 "failed": "failed",
@@ -173,9 +173,10 @@ class Gallery(anywidget.AnyWidget):
         return counts
 
     def _push(self) -> None:
+        states = [card.state() for card in self.items]
         with self.hold_sync():
-            self.cards = [card.state() for card in self.items]
-            self.counts = self._counts()
+            self.cards = states
+            self.counts = self._counts(states)
             self.spent_usd = round(sum(c.job.cost for c in self.items if c.job is not None), 4)
 
     # ----- for code -----------------------------------------------------------------------------------------
@@ -319,11 +320,7 @@ class Gallery(anywidget.AnyWidget):
         elif content.get("type") == "poster" and card is not None:
             self.send({"type": "poster", "index": index}, [_jpeg(card.thumbnail)])
         elif content.get("type") == "video" and card is not None and card.path is not None:
-            data = card.path.read_bytes()
-            count = max(1, -(-len(data) // CHUNK_BYTES))
-            for part in range(count):
-                chunk = data[part * CHUNK_BYTES : (part + 1) * CHUNK_BYTES]
-                self.send({"type": "video-chunk", "index": index, "part": part, "count": count}, [chunk])
+            send_file(self, card.path, {"type": "video-chunk", "index": index})
 
 
 def sweep(

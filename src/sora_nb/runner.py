@@ -32,11 +32,6 @@ class Runner:
         """Run a coroutine on the runner loop."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    @property
-    def on_runner(self) -> bool:
-        """Whether the caller is the runner thread itself."""
-        return threading.current_thread() is self._thread
-
 
 _runner: Runner | None = None
 _lock = threading.Lock()

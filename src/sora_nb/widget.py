@@ -85,6 +85,17 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def send_file(widget: anywidget.AnyWidget, path: Path, header: dict[str, Any]) -> int:
+    """Stream a file to a widget's front end as binary messages of at most 4 MiB (``header`` plus ``part``,
+    ``count``, ``size``), reading one chunk at a time; returns the number of messages."""
+    size = path.stat().st_size
+    count = max(1, -(-size // CHUNK_BYTES))
+    with path.open("rb") as f:
+        for part in range(count):
+            widget.send({**header, "part": part, "count": count, "size": size}, [f.read(CHUNK_BYTES)])
+    return count
+
+
 class Throttle:
     """Runs ``push`` at most once per ``interval`` seconds, the newest state winning; urgent calls run at once."""
 
@@ -278,15 +289,7 @@ class VideoJob(anywidget.AnyWidget):
         path, video_id = self._job.path, self._job.id
         if path is None or video_id is None or not path.is_file():
             return 0
-        size = path.stat().st_size
-        count = max(1, -(-size // CHUNK_BYTES))
-        with path.open("rb") as f:
-            for index in range(count):
-                chunk = f.read(CHUNK_BYTES)
-                self.send(
-                    {"type": "video-chunk", "id": video_id, "index": index, "count": count, "size": size}, [chunk]
-                )
-        return count
+        return send_file(self, path, {"type": "video-chunk", "id": video_id})
 
     def retry(self) -> None:
         """Start a new job for the same request (only when asked: it may cost money) and show it here."""
@@ -326,10 +329,6 @@ class VideoJob(anywidget.AnyWidget):
         return {**data, "text/plain": repr(self), "text/html": self._html()}, dict(metadata)
 
 
-def _widget(job: Job, embed: bool = False) -> VideoJob:
-    return VideoJob(job, embed=embed)
-
-
 def generate(
     prompt: str,
     *,
@@ -350,21 +349,21 @@ def generate(
     from sora_nb.jobs import submit
 
     job = submit(prompt, model=model, size=size, seconds=seconds, image=image, seed=seed, new=new, **extra)
-    return _widget(job, embed)
+    return VideoJob(job, embed=embed)
 
 
 def remix(source: VideoJob | Job | str, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
     """A widget remixing a finished video (widget, job or video ID) with a new prompt."""
     from sora_nb import jobs
 
-    return _widget(jobs.remix(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed)
+    return VideoJob(jobs.remix(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed=embed)
 
 
 def edit(source: VideoJob | Job | str | Path, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
     """A widget editing a finished video (widget, job, video ID or a local MP4)."""
     from sora_nb import jobs
 
-    return _widget(jobs.edit(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed)
+    return VideoJob(jobs.edit(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed=embed)
 
 
 def extend(
@@ -374,11 +373,11 @@ def extend(
     from sora_nb import jobs
 
     src = source.job if isinstance(source, VideoJob) else source
-    return _widget(jobs.extend(src, prompt, seconds, new=new), embed)
+    return VideoJob(jobs.extend(src, prompt, seconds, new=new), embed=embed)
 
 
 def attach(video_id: str, *, embed: bool = False) -> VideoJob:
     """A widget for any existing job (after a kernel restart, or one made elsewhere)."""
     from sora_nb import jobs
 
-    return _widget(jobs.attach(video_id), embed)
+    return VideoJob(jobs.attach(video_id), embed=embed)

@@ -9,7 +9,6 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +58,6 @@ class ServerConfig:
     render_workers: int = 2
     cdn_ttl: float = 300.0
     poll_hint: bool = True
-
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class VideosServer:

@@ -118,7 +118,7 @@ function render({ model, el: root }) {
 
   function onMessage(msg, buffers) {
     if (!msg || msg.type !== "video-chunk" || msg.id !== model.get("video_id")) return;
-    chunks[msg.index] = toBytes(buffers && buffers[0]);
+    chunks[msg.part] = toBytes(buffers && buffers[0]);
     if (chunks.filter(Boolean).length === msg.count) {
       clearTimeout(loadTimer);
       setBlob(chunks, msg.id);
