@@ -17,14 +17,15 @@ from PIL import Image
 from sora_nb import errors
 from sora_nb.client import AsyncVideosClient
 from sora_nb.server import ServerHandle
+from sora_nb.transport import StdlibTransport
 from tests.conftest import PROVIDER_FOR_DIALECT
 
 
 class CountingTransport(httpx.BaseTransport):
-    """The real HTTP transport (downloads use the sync client), counting the body bytes that arrive."""
+    """The real download transport, counting the body bytes that arrive."""
 
     def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
+        self.inner = StdlibTransport()
         self.received = 0
         self.ranges: list[str | None] = []
 

@@ -87,8 +87,21 @@ def test_hint_is_honoured_clamped(hint: float, expected: float) -> None:
     eta=st.none() | st.floats(min_value=0, max_value=1e4),
     elapsed=st.floats(min_value=0, max_value=1e5),
 )
-def test_hint_within_range_is_exact(hint: float, eta: float | None, elapsed: float) -> None:
-    assert next_delay(hint=hint, eta=eta, elapsed=elapsed) == hint
+def test_a_hint_is_a_floor_and_the_eta_never_pushes_past_the_backoff(
+    hint: float, eta: float | None, elapsed: float
+) -> None:
+    delay = next_delay(hint=hint, eta=eta, elapsed=elapsed)
+    assert delay >= hint  # never sooner than the server asked
+    assert delay <= max(hint, MAX_DELAY)
+    if eta is None:
+        assert delay == hint
+
+
+def test_with_a_hint_the_poll_aims_at_the_predicted_finish() -> None:
+    # a hint of 0.4 s, a finish predicted in 2 s: one request at the finish, not five on the way there
+    assert next_delay(hint=0.4, eta=2.0, elapsed=20.0) == pytest.approx(2.05)
+    assert next_delay(hint=0.4, eta=0.1, elapsed=1.0) == pytest.approx(0.4)  # the floor still holds
+    assert next_delay(hint=0.4, eta=1e4, elapsed=1.0) == pytest.approx(FIRST_DELAY + 0.1)  # within the backoff
 
 
 def test_backoff_grows_from_one_second_to_ten() -> None:

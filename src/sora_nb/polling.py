@@ -41,13 +41,14 @@ class ProgressTrend:
 def next_delay(*, hint: float | None, eta: float | None, elapsed: float) -> float:
     """Seconds to wait before the next status request.
 
-    A server hint (``openai-poll-after-ms``, ``poll_after_seconds``, ``Retry-After``) is honoured as given.
-    Otherwise the delay grows from ~1 s toward 10 s as the job runs long, but never sleeps past the predicted
-    finish, so completion is noticed promptly.
+    Without a hint the delay grows from ~1 s toward 10 s as the job runs long, but never sleeps past the
+    predicted finish, so completion is noticed promptly. A server hint (``openai-poll-after-ms``,
+    ``poll_after_seconds``, ``Retry-After``) is a floor: never ask sooner, and where the progress trend
+    predicts a later finish, ask then (within the backoff) rather than at every hint.
     """
-    if hint is not None:
-        return min(MAX_HINT, max(0.05, hint))
     backoff = min(MAX_DELAY, FIRST_DELAY + elapsed / 10)
-    if eta is not None:
-        return max(MIN_DELAY, min(backoff, eta + 0.05))
-    return backoff
+    aimed = None if eta is None else min(backoff, eta + 0.05)
+    if hint is not None:
+        floor = min(MAX_HINT, max(0.05, hint))
+        return floor if aimed is None else max(floor, aimed)
+    return backoff if aimed is None else max(MIN_DELAY, aimed)
