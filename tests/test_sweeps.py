@@ -93,7 +93,8 @@ def test_a_card_reopens_its_full_player(configured: Configured) -> None:
     assert player is not None and player.result(timeout=30) == gallery.items[0].path
     assert player.job.cached and hasattr(player, "remix")
     data, _ = gallery._repr_mimebundle_()
-    assert data["text/plain"] == "Gallery('History: 1 videos in the cache', 1 videos, 1 done)"
+    assert data["text/plain"] == "Gallery('History: 1 videos in the cache', 1 videos)"
+    assert repr(gallery) == "Gallery('History: 1 videos in the cache', 1 videos, 1 done)"
     assert "application/vnd.jupyter.widget-view+json" in data
 
 

@@ -83,12 +83,15 @@ def test_attach_and_remix_widgets(configured: Configured) -> None:
 
 def test_reprs_are_deterministic_and_honest(configured: Configured) -> None:
     configured()
-    w = sora_nb.generate("a <b>bold</b> prompt")
+    w = sora_nb.generate("a <b>bold</b> prompt", size="1280x720", seconds=4)
     assert repr(w) in ("VideoJob(id=None, status='pending')",) or re.fullmatch(r"VideoJob\(id=.*\)", repr(w))
+    shown = w._repr_mimebundle_()[0]["text/plain"]  # as a cell shows it: the request, whatever the job's state
+    assert shown == "VideoJob('a <b>bold</b> prompt', size='1280x720', seconds='4')"
     w.result(timeout=60)
     wait_status(w, ("completed",))
+    assert repr(w) == f"VideoJob(id={w.id!r}, status='completed')"
     data, _ = w._repr_mimebundle_()
-    assert data["text/plain"] == f"VideoJob(id={w.id!r}, status='completed')"
+    assert data["text/plain"] == shown
     assert " at 0x" not in data["text/plain"]
     assert "application/vnd.jupyter.widget-view+json" in data
     page = data["text/html"]

@@ -226,11 +226,14 @@ class Gallery(anywidget.AnyWidget):
         return widget
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
-        """The gallery (and, below it, players opened from it), a ``text/plain`` and a ``text/html`` summary."""
+        """The gallery (and, below it, players opened from it), with a ``text/plain`` and a ``text/html`` summary
+        that do not depend on how far the jobs have got."""
         shown = self._box._repr_mimebundle_(**kwargs)
         data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
         page = f"<p>{html.escape(self.title)}: {len(self.items)} videos</p>"
-        return {**data, "text/plain": repr(self), "text/html": page}, dict(metadata)
+        return {**data, "text/plain": f"Gallery({self.title!r}, {len(self.items)} videos)", "text/html": page}, dict(
+            metadata
+        )
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per card: label, prompt, status, video ID, path, request parameters."""

@@ -322,11 +322,21 @@ class VideoJob(anywidget.AnyWidget):
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
-        """The widget view (this card and, below it, remixes made from it), a deterministic ``text/plain`` and a
-        ``text/html`` fallback for nbconvert and GitHub."""
+        """The widget view (this card and, below it, remixes made from it), a ``text/plain`` naming the request
+        (deterministic: the ID and status are not known yet when a cell displays it) and a ``text/html`` fallback
+        for nbconvert and GitHub."""
         shown = self._box._repr_mimebundle_(**kwargs)
         data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
-        return {**data, "text/plain": repr(self), "text/html": self._html()}, dict(metadata)
+        return {**data, "text/plain": self._summary(), "text/html": self._html()}, dict(metadata)
+
+    def _summary(self) -> str:
+        request = self._job.request
+        if self._job.kind == "attach":
+            return f"VideoJob(attached to {self._job.id!r})"
+        shown = [repr(str(request.get("prompt") or ""))] + [
+            f"{name}={request[name]!r}" for name in ("model", "size", "seconds", "seed") if request.get(name) is not None
+        ]
+        return f"VideoJob({', '.join(shown)})"
 
 
 def generate(
