@@ -334,7 +334,9 @@ class VideoJob(anywidget.AnyWidget):
         if self._job.kind == "attach":
             return f"VideoJob(attached to {self._job.id!r})"
         shown = [repr(str(request.get("prompt") or ""))] + [
-            f"{name}={request[name]!r}" for name in ("model", "size", "seconds", "seed") if request.get(name) is not None
+            f"{name}={request[name]!r}"
+            for name in ("model", "size", "seconds", "seed")
+            if request.get(name) is not None
         ]
         return f"VideoJob({', '.join(shown)})"
 
