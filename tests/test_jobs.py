@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -154,69 +150,6 @@ def test_remix_extend_edit_jobs(configured: Configured, tmp_path: Path) -> None:
         assert job.result(timeout=60).is_file()
     assert derived[0].video is not None and derived[0].video.remixed_from == source.id
     assert derived[1].video is not None and derived[1].video.seconds == "8"
-
-
-def _spawn(script: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _env(handle: ServerHandle, cache_dir: Path) -> dict[str, str]:
-    return {"SORA_NB_BASE_URL": handle.base_url, "SORA_NB_API_KEY": handle.key, "SORA_NB_CACHE_DIR": str(cache_dir)}
-
-
-def test_a_process_killed_mid_poll_is_picked_up_by_the_next(
-    make_server: Callable[..., ServerHandle], tmp_path: Path
-) -> None:
-    handle = make_server(speed=0.4)
-    env = _env(handle, tmp_path / "cache")
-    killed = _spawn(
-        """
-        import os, time, sora_nb
-        job = sora_nb.submit("survives a kernel restart")
-        while job.id is None:
-            time.sleep(0.01)
-        time.sleep(0.3)
-        print(job.id, flush=True)
-        os._exit(9)   # the kernel dies mid-poll
-    """,
-        env,
-    )
-    out, _ = killed.communicate(timeout=60)
-    first_id = out.strip()
-    assert killed.returncode == 9 and first_id
-    resumed = _spawn(
-        """
-        import sora_nb
-        job = sora_nb.submit("survives a kernel restart")
-        print(job.result(timeout=60), job.id, flush=True)
-    """,
-        env,
-    )
-    out, err = resumed.communicate(timeout=90)
-    assert resumed.returncode == 0, err
-    path, second_id = out.split()
-    assert second_id == first_id and Path(path).is_file()
-    assert len(handle.app.store.jobs()) == 1
-
-
-def test_four_processes_one_request_one_job(make_server: Callable[..., ServerHandle], tmp_path: Path) -> None:
-    handle = make_server(speed=2.0)
-    env = _env(handle, tmp_path / "cache")
-    script = """
-        import sora_nb
-        print(sora_nb.submit("four at once").result(timeout=90), flush=True)
-    """
-    procs = [_spawn(script, env) for _ in range(4)]
-    outputs = [proc.communicate(timeout=120) for proc in procs]
-    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
-    assert len({out.strip() for out, _ in outputs}) == 1
-    assert len(handle.app.store.jobs()) == 1
 
 
 @pytest.mark.parametrize("dialect", ["openai", "json-fields", "raw-token", "cdn-redirect", "new-api", "azure"])

@@ -97,6 +97,7 @@ class Engine:
             provider=backend.provider,
             api_version=config.api_version,
             timeout=config.timeout,
+            idle_timeout=config.timeout / 2,  # a download receiving nothing this long is resumed
             max_connections=max(8, 2 * config.max_concurrency),
         )
         self.cache = VideoCache(config.cache_dir)
@@ -259,8 +260,9 @@ class Job:
                 assert self.id is not None
                 video = await self._poll(engine, self.id)
                 if video.status == "failed":
+                    reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
-                        f"{video.id!r} failed: {video.error.message if video.error else 'no reason given'}",
+                        engine.client.redact(f"{video.id!r} failed: {' '.join(reason.split())[:500]}"),
                         code=video.error.code if video.error else None,
                     )
                 if video.status != "completed":
@@ -530,4 +532,8 @@ def extend(source: Job | str | Path, prompt: str, seconds: int | str = 4, *, new
 
 def attach(video_id: str) -> Job:
     """Resume any job by its ID (after a kernel restart, or one made elsewhere): poll, download, cache."""
+    if not isinstance(video_id, str) or not video_id.strip():
+        raise errors.InvalidRequestError(
+            f"the video ID is empty ({video_id!r}); pass the ID the server gave (job.id).", param="video_id"
+        )
     return Job("attach", {}, video_id=video_id)

@@ -9,6 +9,7 @@ import math
 import re
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class VideosServer:
         self.cdn_port: int | None = None
         self.cdn_url: str | None = None
         self.cdn_rejected_headers: list[str] = []
+        self.bytes_sent: Counter[tuple[str, str]] = Counter()  # body bytes sent per (video ID, variant)
         self._secret = secrets.token_bytes(32)
         self.api = self._api_app()
         self.cdn = Starlette(
@@ -515,6 +517,7 @@ class VideosServer:
             etag=job.etags.get(variant, '"0"'),
             asset=(job.id, variant),
             faults=self.faults,
+            sent=self.bytes_sent,
         )
 
     # ----- the CDN origin (cdn-redirect dialect) ---------------------------------------------------------------

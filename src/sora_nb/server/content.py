@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
+from collections.abc import Callable
 
 import anyio
 from starlette.requests import Request
@@ -47,9 +49,10 @@ class FileResponse(Response):
         headers: dict[str, str],
         media_type: str,
         fault: DownloadFault | None,
+        sent: Callable[[int], None] = lambda n: None,
     ) -> None:
         super().__init__(status_code=status_code, headers=headers, media_type=media_type)
-        self.path, self.start, self.end, self.fault = path, start, end, fault
+        self.path, self.start, self.end, self.fault, self.sent = path, start, end, fault, sent
         self.headers["content-length"] = str(end - start + 1 if end >= start else 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,13 +71,16 @@ class FileResponse(Response):
                 if fault.stall_at is not None and not stalled and sent + len(chunk) > fault.stall_at:
                     head = chunk[: fault.stall_at - sent]
                     await send({"type": "http.response.body", "body": head, "more_body": True})
+                    self.sent(len(head))
                     sent, remaining, chunk = sent + len(head), remaining - len(head), chunk[len(head) :]
                     stalled = True
                     await anyio.sleep(fault.stall)
                 if fault.drop_at is not None and sent + len(chunk) >= fault.drop_at:
                     await send({"type": "http.response.body", "body": chunk[: fault.drop_at - sent], "more_body": True})
+                    self.sent(fault.drop_at - sent)
                     raise InjectedDrop("connection cut by the drop fault")
                 await send({"type": "http.response.body", "body": chunk, "more_body": bool(remaining - len(chunk))})
+                self.sent(len(chunk))
                 sent += len(chunk)
                 remaining -= len(chunk)
 
@@ -116,8 +122,12 @@ async def serve_file(
     etag: str,
     asset: tuple[str, str],
     faults: Faults,
+    sent: Counter[tuple[str, str]] | None = None,
 ) -> Response:
-    """A 200, 206, 304 or 416 answer for ``path`` honouring Range, If-Range and If-None-Match."""
+    """A 200, 206, 304 or 416 answer for ``path`` honouring Range, If-Range and If-None-Match.
+
+    The body bytes actually sent are added to ``sent[asset]``.
+    """
     size = (await path.stat()).st_size
     headers = {
         "accept-ranges": "bytes",
@@ -136,6 +146,11 @@ async def serve_file(
         (start, end), status = byte_range, 206
         headers["content-range"] = f"bytes {start}-{end}/{size}"
     fault = faults.download(asset, start, end - start + 1) if request.method == "GET" else None
+    counter = sent if sent is not None else Counter()
+
+    def count(n: int) -> None:
+        counter[asset] += n
+
     return FileResponse(
-        path, start=start, end=end, status_code=status, headers=headers, media_type=media_type, fault=fault
+        path, start=start, end=end, status_code=status, headers=headers, media_type=media_type, fault=fault, sent=count
     )
