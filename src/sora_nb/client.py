@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -38,6 +39,7 @@ AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-author
 NOT_READY_CODES = frozenset({"video_not_ready", "task_not_completed", "not_ready"})
 EXPIRED_CODES = frozenset({"video_expired", "expired"})
 MAX_REDIRECTS = 5
+MAX_MESSAGE = 500  # characters of a server's error message kept in a SoraError
 Variant = Literal["video", "thumbnail", "spritesheet"]
 ProgressCallback = Callable[[int, int | None], None]
 _TAGS = re.compile(r"<[^>]+>")
@@ -46,6 +48,14 @@ _TAGS = re.compile(r"<[^>]+>")
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(url.scheme)
     return url.scheme, url.host, url.port or default
+
+
+def _header_seconds(value: str | None) -> float | None:
+    """A header's non-negative number ("2", "1.5"); None for anything else ("²", "nan", 400 digits, "-1")."""
+    if not value or not value.isascii() or not value.replace(".", "", 1).isdigit():
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def media_ok(variant: str, head: bytes) -> bool:
@@ -117,8 +127,15 @@ class AsyncVideosClient:
             self._sync.close()
 
     # ----- plumbing -----------------------------------------------------------------------------------------
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***`` (for messages that may echo what a server said)."""
         return text.replace(self._key, "***") if self._key else text
+
+    @property
+    def _server(self) -> str:
+        """``host:port`` of the configured origin, for messages (a wrong port is a common mistake)."""
+        _, host, port = _origin(self._base)
+        return f"{host}:{port}" if port else host
 
     def _auth(self) -> dict[str, str]:
         headers = self.provider.auth_headers(self._key)
@@ -228,12 +245,12 @@ class AsyncVideosClient:
                 response = await self._send(request)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= self.max_retries:
-                    raise errors.ConnectError(f"cannot reach {self._base.host} ({type(exc).__name__})") from None
+                    raise errors.ConnectError(f"cannot reach {self._server} ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
                 if resend == "unsent" or attempt >= self.max_retries:
                     what = "the request may have reached the server; it was not re-sent" if resend == "unsent" else ""
                     raise errors.ConnectError(
-                        f"connection to {self._base.host} failed ({type(exc).__name__}){'; ' + what if what else ''}"
+                        f"connection to {self._server} failed ({type(exc).__name__}){'; ' + what if what else ''}"
                     ) from None
             else:
                 if response.status_code < 400:
@@ -258,7 +275,7 @@ class AsyncVideosClient:
         message = ""
         try:
             payload = response.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             payload = None
         if isinstance(payload, Mapping):
             err = payload.get("error", payload)
@@ -269,9 +286,12 @@ class AsyncVideosClient:
             elif isinstance(err, str):
                 message = err
         if not message:
-            text = _TAGS.sub(" ", response.text[:2000])
-            message = " ".join(text.split())[:300] or response.reason_phrase
-        message = self._redact(f"{response.request.method} {response.request.url.path}: HTTP {status}: {message}")
+            message = _TAGS.sub(" ", response.text[:2000])
+        message = " ".join(message.split())  # one line, however the server laid it out
+        if len(message) > MAX_MESSAGE:  # a hostile or broken server may send megabytes
+            message = message[:MAX_MESSAGE] + "..."
+        message = message or response.reason_phrase
+        message = self.redact(f"{response.request.method} {response.request.url.path}: HTTP {status}: {message}")
         lowered = message.lower()
         if code in NOT_READY_CODES or "not completed" in lowered or "not ready" in lowered:
             return errors.NotReadyError(message, status=status, code=code)
@@ -283,7 +303,7 @@ class AsyncVideosClient:
             return errors.NotFoundError(message, status=status, code=code)
         if status == 429:
             after = response.headers.get("retry-after")
-            retry_after = float(after) if after and after.replace(".", "", 1).isdigit() else None
+            retry_after = _header_seconds(after)
             return errors.RateLimitError(message, retry_after=retry_after, code=code)
         if status >= 500:
             return errors.ServerError(message, status=status, code=code)
@@ -292,10 +312,10 @@ class AsyncVideosClient:
     def _json(self, response: httpx.Response) -> Any:
         try:
             return response.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             snippet = " ".join(_TAGS.sub(" ", response.text[:300]).split())
             raise errors.ResponseFormatError(
-                self._redact(
+                self.redact(
                     f"{response.request.url.path} answered {response.headers.get('content-type', '?')} "
                     f"that is not JSON: {snippet[:200]!r}"
                 )
@@ -305,7 +325,8 @@ class AsyncVideosClient:
         response = await self._request(op, method, path, **kwargs)
         video = parse_video(self._json(response))
         hint = response.headers.get("openai-poll-after-ms", "")
-        return dataclasses.replace(video, poll_after=int(hint) / 1000) if hint.isdigit() else video
+        ms = _header_seconds(hint)
+        return dataclasses.replace(video, poll_after=ms / 1000) if ms is not None else video
 
     async def _post(
         self, op: str, path: str, fields: Mapping[str, Any], files: Mapping[str, ImageInput | Path] | None = None
@@ -330,7 +351,11 @@ class AsyncVideosClient:
 
     @staticmethod
     def _id(video_id: str) -> str:
-        return quote(video_id, safe="")
+        """The ID as one path segment: ``/`` is escaped, and ``.``/``..`` (which URLs resolve away) too."""
+        if not video_id:
+            raise errors.InvalidRequestError("the video ID is empty; pass the ID the server gave.", param="video_id")
+        segment = quote(video_id, safe="")
+        return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
     # ----- endpoints ----------------------------------------------------------------------------------------
     async def create(
@@ -586,7 +611,7 @@ class AsyncVideosClient:
             text = f"{len(body)}+ bytes of binary data that is not a valid {variant} file"
         snippet = " ".join(_TAGS.sub(" ", text).split())
         raise errors.DownloadError(
-            self._redact(
+            self.redact(
                 f"the server sent {ctype or 'unlabelled data'} instead of the {variant} of {video_id!r}: "
                 f"{snippet[:160]!r}"
             )

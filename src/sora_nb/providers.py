@@ -111,9 +111,8 @@ def load_image(image: str | Path | bytes) -> ImageInput:
     else:
         path = Path(image).expanduser()
         if not path.is_file():
-            raise InvalidRequestError(
-                f"image file {str(path)!r} does not exist; give a PNG, JPEG or WEBP path.", param="image"
-            )
+            what = "is a directory, not an image file" if path.is_dir() else "does not exist"
+            raise InvalidRequestError(f"image file {str(path)!r} {what}; give a PNG, JPEG or WEBP path.", param="image")
         data, name = path.read_bytes(), path.name
     mime = _image_mime(data)
     if mime is None:

@@ -125,7 +125,5 @@ def test_four_processes_sharing_a_cache_make_one_job(
     paths = {out.decode().strip() for out, _ in outputs}
     assert len(paths) == 1 and Path(paths.pop()).read_bytes()[4:8] == b"ftyp"
     assert len(handle.app.store.jobs()) == 1
-    record(
-        processes=4, creates=len(handle.app.store.jobs()), completed=4, **{"distinct files": 1, "partial files": 0}
-    )
+    record(processes=4, creates=len(handle.app.store.jobs()), completed=4, **{"distinct files": 1, "partial files": 0})
     assert not list(tmp_path.rglob("*.part"))
