@@ -172,6 +172,39 @@ def test_cancel_failure_and_retry(
     expect(bad).to_have_attribute("data-status", "failed", timeout=60_000)
 
 
+def test_a_notebook_saved_from_jupyterlab_after_logs_sweeps_and_errors_holds_no_key(
+    sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    """Issue 7's secrets check in a real JupyterLab: DEBUG logging into the outputs, a widget, a sweep's gallery,
+    two errors with tracebacks (one from a wrong key); the saved file and the cache hold no key."""
+    handle, jupyter = sora_jupyter("lab", speed=2.0)
+    cells = [
+        "import logging, os\nimport sora_nb\nlogging.basicConfig(level=logging.DEBUG, force=True)",
+        "w = sora_nb.generate('a logged secret', seconds=4)\nw",
+        "g = sora_nb.sweep('a {thing} at night', thing=['kite', 'boat'], seconds=4)\ng",
+        "w.result(timeout=60); g.wait(timeout=120)\nsora_nb.submit('bad', size='1x1').result(timeout=30)",
+        "sora_nb.configure(api_key='a-wrong-key')\nsora_nb.submit('refused').result(timeout=30)",
+    ]
+    path = write_notebook(jupyter.root_dir, "logged.ipynb", cells)
+    page = new_page()
+    open_notebook(page, jupyter, path)
+    for i in range(3):
+        run_cell(page, i)
+    run_cell(page, 3, timeout_ms=180_000, check=False)
+    run_cell(page, 4, check=False)
+    expect(card(page, 1)).to_have_attribute("data-status", "completed", timeout=60_000)
+    save_notebook(page)
+    raw = Path(path).read_bytes()
+    nb = read_notebook(path)
+    errors = [o["ename"] for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == ["InvalidRequestError", "AuthenticationError"]
+    assert b"DEBUG" in raw and nb.metadata.get("widgets"), "no log or no widget state was saved"
+    assert SECRET.encode() not in raw
+    files = [f for f in (tmp_path / "cache-lab").rglob("*") if f.is_file()]
+    assert files and all(SECRET.encode() not in f.read_bytes() for f in files)
+    assert handle.app.cdn_rejected_headers == []
+
+
 def test_saved_notebook_is_small_and_keyless(
     sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
