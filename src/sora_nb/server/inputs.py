@@ -45,7 +45,7 @@ async def _fetch(url: str, param: str) -> bytes:
                 if len(data) > MAX_IMAGE_BYTES:
                     raise invalid(f"The image at {param} is larger than 20 MiB.", param=param, code="image_too_large")
             return bytes(data)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise invalid(
             f"Could not fetch {param} ({type(exc).__name__}); give a reachable URL, a data URL, or upload the file.",
             param=param,

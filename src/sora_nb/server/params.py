@@ -139,8 +139,19 @@ async def read_body(request: Request, dialect: Dialect, *, multipart_only: bool 
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid(f"The body is not valid JSON ({exc}).", code="invalid_json") from None
+    except RecursionError:
+        raise invalid(
+            "The JSON body is nested too deeply; send a flat object of fields.", code="invalid_json"
+        ) from None
     if not isinstance(data, dict):
         raise invalid("The JSON body must be an object with the request fields.", code="invalid_json")
+    try:  # "\ud800" escapes decode to lone surrogates, which no response (nor file name) could hold
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(
+            "The JSON body holds an unpaired UTF-16 surrogate escape (like \\ud800); send valid Unicode text.",
+            code="invalid_json",
+        ) from None
     return Body(data, multipart=False)
 
 

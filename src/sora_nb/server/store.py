@@ -48,6 +48,14 @@ def safe_key(identifier: str) -> str:
     return base64.urlsafe_b64encode(identifier.encode()).decode().rstrip("=")
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but False for a name too long for the filesystem (a caller's made-up ID)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON to a temporary sibling, then rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -376,7 +384,7 @@ class Store:
     def file_path(self, file_id: str) -> Path | None:
         """The bytes of an uploaded file, or None if unknown."""
         path = self.data_dir / "files" / safe_key(file_id) / "blob"
-        return path if path.is_file() else None
+        return path if _is_file(path) else None
 
     def put_character(self, name: str, video: Path) -> dict[str, Any]:
         """Keep a character made from an uploaded video."""
@@ -391,7 +399,7 @@ class Store:
     def get_character(self, char_id: str) -> dict[str, Any] | None:
         """A character's record, or None if unknown."""
         path = self.data_dir / "characters" / safe_key(char_id) / "character.json"
-        if not path.is_file():
+        if not _is_file(path):
             return None
         record: dict[str, Any] = json.loads(path.read_text())
         return record
