@@ -570,8 +570,18 @@ def settle(page: Page, frames: int = 2) -> None:
     )
 
 
-def screenshot(page: Page, path: Path | str, selector: str | Locator | None = None, *, full_page: bool = False) -> Path:
+def screenshot(
+    page: Page,
+    path: Path | str,
+    selector: str | Locator | None = None,
+    *,
+    full_page: bool = False,
+    animations: Literal["disabled", "allow"] = "disabled",
+) -> Path:
     """Save a PNG of the page (or of the first element matching ``selector``, a CSS selector or a ``Locator``).
+
+    ``animations="allow"`` for shots with a ``<video>``: frozen animations leave Chromium's loading spinner
+    painted over a video that has long finished loading.
 
     A relative ``path`` goes under ``artifacts/screenshots/`` at the repo root (created; git-ignored). Returns the path.
     """
@@ -583,8 +593,8 @@ def screenshot(page: Page, path: Path | str, selector: str | Locator | None = No
     target.parent.mkdir(parents=True, exist_ok=True)
     settle(page)
     if selector is None:
-        page.screenshot(path=str(target), full_page=full_page, animations="disabled", caret="hide")
+        page.screenshot(path=str(target), full_page=full_page, animations=animations, caret="hide")
     else:
         element = page.locator(selector) if isinstance(selector, str) else selector
-        element.first.screenshot(path=str(target), animations="disabled", caret="hide")
+        element.first.screenshot(path=str(target), animations=animations, caret="hide")
     return target
