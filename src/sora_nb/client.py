@@ -35,6 +35,7 @@ from sora_nb.video import Video, parse_video
 log = logging.getLogger("sora_nb")
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+MAX_API_BODY = 16 * 1024 * 1024  # bytes on the wire for one JSON answer; downloads are streamed to disk instead
 AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 NOT_READY_CODES = frozenset({"video_not_ready", "task_not_completed", "not_ready"})
 EXPIRED_CODES = frozenset({"video_expired", "expired"})
@@ -242,7 +243,7 @@ class AsyncVideosClient:
             )
             self.requests[op] += 1
             try:
-                response = await self._send(request)
+                response = await self._read_capped(await self._send(request, stream=True))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= self.max_retries:
                     raise errors.ConnectError(f"cannot reach {self._server} ({type(exc).__name__})") from None
@@ -266,6 +267,29 @@ class AsyncVideosClient:
                 continue
             await asyncio.sleep(self._delay(attempt, None))
             attempt += 1
+
+    async def _read_capped(self, response: httpx.Response) -> httpx.Response:
+        """The response with its body read, refusing one over MAX_API_BODY (an API answer is a small record)."""
+        if response.is_stream_consumed:  # an in-memory transport handed over the whole body already
+            return response
+        raw = bytearray()
+        try:
+            async for chunk in response.aiter_raw():
+                raw += chunk
+                if len(raw) > MAX_API_BODY:
+                    raise errors.ResponseFormatError(
+                        f"{self._server} sent more than {MAX_API_BODY >> 20} MiB for one API answer, which is not a "
+                        "video record; check base_url (a proxy or web page?)"
+                    )
+        finally:
+            await response.aclose()
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=bytes(raw),
+            request=response.request,
+            extensions=response.extensions,
+        )
 
     def _error(self, response: httpx.Response) -> errors.SoraError:
         """The SoraError for an error response; never contains the key."""

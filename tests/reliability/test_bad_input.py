@@ -589,6 +589,14 @@ HOSTILE = [
     ),
     pytest.param(
         Hostile(
+            lambda: _flow(create=Reply(body={"id": "video_x", "status": "queued", "padding": "x" * (20 * MiB)})),
+            sora_nb.ResponseFormatError,
+            "more than 16 MiB for one API answer",
+        ),
+        id="create-20mib-json-over-the-cap",
+    ),
+    pytest.param(
+        Hostile(
             lambda: _flow(
                 status=lambda n: Reply(
                     body={"id": "video_hostile", "status": "completed", "metadata": {"padding": "x" * BIG}},
