@@ -130,7 +130,7 @@ def test_auto_falls_back_to_json_once(
     async def scenario() -> None:
         async with AsyncVideosClient(handle.base_url, handle.key, provider="auto") as client:
             video = await client.create("json only gateway")
-            assert video.raw_status == "pending"
+            assert video.raw_status in ("pending", "processing")  # the JSON dialect's words; which depends on timing
             assert client.requests["create"] == 2
 
     asyncio.run(scenario())

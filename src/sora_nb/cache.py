@@ -116,8 +116,11 @@ class VideoCache:
         return self.directory(video_id) / ASSET_FILES[variant]
 
     def lock(self, video_id: str) -> FileLock:
-        """A cross-process lock for downloading a video's files."""
-        return FileLock(str(self.directory(video_id) / ".lock"))
+        """A cross-process lock for downloading a video's files.
+
+        Not thread-local: jobs acquire it in a worker thread and release it on the event loop's thread.
+        """
+        return FileLock(str(self.directory(video_id) / ".lock"), thread_local=False)
 
     def save_record(self, video: Video, *, request: Mapping[str, Any] | None = None, backend: str = "") -> None:
         """Write ``video.json``: the normalised record (without result URLs) and the request parameters."""
@@ -195,8 +198,11 @@ class VideoCache:
         return self.root / "requests" / f"{key}.json"
 
     def request_lock(self, key: str) -> FileLock:
-        """A cross-process lock held while one request is created, so concurrent identical requests pay once."""
-        return FileLock(str(self.root / "requests" / f"{key}.lock"))
+        """A cross-process lock held while one request is created, so concurrent identical requests pay once.
+
+        Not thread-local, like :meth:`lock`.
+        """
+        return FileLock(str(self.root / "requests" / f"{key}.lock"), thread_local=False)
 
     def lookup(self, key: str) -> str | None:
         """The video ID recorded for a request fingerprint, if any."""

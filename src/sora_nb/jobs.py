@@ -102,6 +102,7 @@ class Engine:
         )
         self.cache = VideoCache(config.cache_dir)
         self.slots = asyncio.Semaphore(config.max_concurrency)
+        self._guards: dict[str, asyncio.Lock] = {}
         self.poller = BatchPoller(self.client)
         self.users = 0
         self.retired = False
@@ -110,6 +111,12 @@ class Engine:
         """A job is done with this engine."""
         self.users -= 1
         await self.close_if_idle()
+
+    def guard(self, name: str) -> asyncio.Lock:
+        """This process's lock for ``name``, taken before the file lock of the same name: jobs of one process
+        queue here, and only other processes wait on the file lock (filelock refuses a second blocking acquire
+        from a reused worker thread)."""
+        return self._guards.setdefault(name, asyncio.Lock())
 
     async def close_if_idle(self) -> None:
         """Close the connections of a replaced engine that no job uses any more."""
@@ -314,6 +321,10 @@ class Job:
         return path
 
     async def _create(self, engine: Engine, key: str) -> None:
+        async with engine.guard(f"request:{key}"):
+            await self._create_locked(engine, key)
+
+    async def _create_locked(self, engine: Engine, key: str) -> None:
         lock = engine.cache.request_lock(key)
         await asyncio.to_thread(lock.acquire)
         try:
@@ -402,17 +413,18 @@ class Job:
     async def _download(self, engine: Engine, video: Video) -> Path:
         self._set(status="downloading", progress=100)
         cache = engine.cache
-        lock = cache.lock(video.id)
-        await asyncio.to_thread(lock.acquire)
-        try:
-            hit = cache.get(video.id)
-            if hit is None:
-                await self._fetch(engine, video)
-                cache.save_record(video, request=self.request, backend=engine.backend.label)
+        async with engine.guard(f"video:{video.id}"):
+            lock = cache.lock(video.id)
+            await asyncio.to_thread(lock.acquire)
+            try:
                 hit = cache.get(video.id)
-            assert hit is not None and hit.path is not None
-        finally:
-            lock.release()
+                if hit is None:
+                    await self._fetch(engine, video)
+                    cache.save_record(video, request=self.request, backend=engine.backend.label)
+                    hit = cache.get(video.id)
+                assert hit is not None and hit.path is not None
+            finally:
+                lock.release()
         self._set(
             status="completed",
             path=hit.path,

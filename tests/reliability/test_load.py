@@ -73,7 +73,9 @@ def test_200_concurrent_jobs_from_one_kernel(configured: Configured, record: Cal
     port = int(handle.url.rsplit(":", 1)[1])
     started = time.monotonic()
     with watch(port) as seen:
-        crowd = [sora_nb.submit(f"crowd member {i}", size="720x1280", seconds=4) for i in range(200)]
+        # 10 prompts x 20 fresh takes each: 200 jobs with their own IDs, polls and downloads. The server renders
+        # each prompt once and copies the rest (its renderer is deterministic), so the client is what is loaded.
+        crowd = [sora_nb.submit(f"crowd, row {i % 10}", size="720x1280", seconds=4, new=True) for i in range(200)]
         paths = [job.result(timeout=600) for job in crowd]
     wall = time.monotonic() - started
     assert len(set(paths)) == 200 and all(p.read_bytes()[4:8] == b"ftyp" for p in paths)
@@ -127,3 +129,34 @@ def test_four_processes_sharing_a_cache_make_one_job(
     assert len(handle.app.store.jobs()) == 1
     record(processes=4, creates=len(handle.app.store.jobs()), completed=4, **{"distinct files": 1, "partial files": 0})
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_fresh_takes_of_one_request_at_once_all_complete(configured: Configured, record: Callable[..., None]) -> None:
+    """Found by the 200-job run: identical requests with new=True contended for one request lock in one process,
+    and filelock refused the second acquire on a reused worker thread ("Deadlock")."""
+    handle = configured()
+    takes = [sora_nb.submit("the same cell, four fresh takes", new=True) for _ in range(4)]
+    paths = [job.result(timeout=120) for job in takes]
+    assert len(set(paths)) == 4 and len(handle.app.store.jobs()) == 4
+    record(processes=1, creates=4, completed=4, **{"distinct files": 4, "partial files": 0})
+
+
+def test_a_long_lived_kernel_does_not_keep_the_request_lock(
+    configured: Configured, tmp_path: Path, record: Callable[..., None]
+) -> None:
+    """A kernel that has created a job (and stays alive) leaves the request free for other processes sharing
+    the cache: their fresh take of it is created at once, not blocked behind this process."""
+    handle = configured()
+    sora_nb.submit("a class shares one cache").result(timeout=60)  # this process stays alive, like a kernel
+    env = {
+        "SORA_NB_BASE_URL": handle.base_url,
+        "SORA_NB_API_KEY": handle.key,
+        "SORA_NB_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    script = "import sora_nb\nprint(sora_nb.submit('a class shares one cache', new=True).result(timeout=60))"
+    other = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert Path(other.stdout.strip()).read_bytes()[4:8] == b"ftyp" and len(handle.app.store.jobs()) == 2
+    record(processes=2, creates=2, completed=2, **{"distinct files": 2, "partial files": 0})

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from sora_nb.server import ServerHandle, start
 from tests.helpers import client_for, wait_for
@@ -117,3 +120,49 @@ def test_remix_keeps_size_and_points_at_its_source(server: ServerHandle) -> None
         remix = client.post(f"/videos/{source['id']}/remix", json={"prompt": "a paper boat in the rain"}).json()
         assert remix["remixed_from_video_id"] == source["id"]
         assert (remix["size"], remix["seconds"]) == ("1280x720", "8")
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The prompts the server really renders (a spy on the renderer; everything else is real)."""
+    import sora_nb.server.store as store_module
+
+    rendered: list[str] = []
+    real_render = store_module.render
+
+    def counting(spec: Any, out: Path, **kwargs: Any) -> Any:
+        rendered.append(spec.prompt)
+        return real_render(spec, out, **kwargs)
+
+    monkeypatch.setattr(store_module, "render", counting)
+    return rendered
+
+
+def test_an_identical_request_is_copied_from_the_first_render(
+    make_server: Callable[..., ServerHandle], renders: list[str]
+) -> None:
+    handle = make_server()
+    with client_for(handle) as client:
+        same = [client.post("/videos", json={"prompt": "a class runs the same cell"}).json()["id"] for _ in range(3)]
+        other = client.post("/videos", json={"prompt": "one student changes it"}).json()["id"]
+        for video_id in [*same, other]:
+            assert wait_for(client, video_id)["status"] == "completed"
+        bodies = [client.get(f"/videos/{video_id}/content").content for video_id in same]
+        thumbs = {client.get(f"/videos/{v}/content", params={"variant": "thumbnail"}).content for v in same}
+    assert bodies[0][4:8] == b"ftyp" and bodies.count(bodies[0]) == 3 and len(thumbs) == 1
+    assert sorted(renders) == ["a class runs the same cell", "one student changes it"]
+
+
+def test_copies_waiting_for_a_deleted_render_render_themselves(
+    make_server: Callable[..., ServerHandle], renders: list[str]
+) -> None:
+    handle = make_server(render_workers=1)
+    with client_for(handle) as client:
+        first, second = (client.post("/videos", json={"prompt": "deleted under me"}).json()["id"] for _ in range(2))
+        client.delete(f"/videos/{first}")
+        assert wait_for(client, second)["status"] == "completed"
+        assert client.get(f"/videos/{second}/content").content[4:8] == b"ftyp"
+        third = client.post("/videos", json={"prompt": "deleted under me"}).json()["id"]
+        assert wait_for(client, third)["status"] == "completed"  # copied from the second now
+    assert renders.count("deleted under me") <= 2
+    assert not handle.app.store.job_dir(first).exists()

@@ -21,7 +21,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,6 +140,7 @@ class Store:
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.RLock()
         self._cancel: dict[str, threading.Event] = {}
+        self._renders: dict[RenderSpec, tuple[Future[RenderResult], Path]] = {}  # first render of each spec
         self._pool = ThreadPoolExecutor(max_workers=max(1, render_workers), thread_name_prefix="sora-nb-render")
         for sub in ("jobs", "files", "characters"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -257,8 +258,44 @@ class Store:
         cancel = threading.Event()
         self._cancel[job.id] = cancel
         spec = self._spec(job)
-        future = self._pool.submit(render, spec, self.job_dir(job.id), cancelled=cancel.is_set)
+        out = self.job_dir(job.id)
+        with self._lock:
+            # the renderer is deterministic: a request the server has rendered before (text only, no input
+            # files) is copied from that render instead of rendered again (a class running the same notebook)
+            reusable = spec.image is None and spec.source is None
+            earlier = self._renders.get(spec) if reusable else None
+            future = self._pool.submit(self._render_or_copy, spec, out, earlier, cancel.is_set)
+            if reusable and earlier is None:
+                self._renders[spec] = (future, out)
         future.add_done_callback(lambda f: self._render_done(job.id, f))
+
+    @staticmethod
+    def _render_or_copy(
+        spec: RenderSpec,
+        out: Path,
+        earlier: tuple[Future[RenderResult], Path] | None,
+        cancelled: Callable[[], bool],
+    ) -> RenderResult:
+        if earlier is not None:
+            first, source = earlier
+            try:
+                done = first.result()  # waits while that render runs (it was queued before this task)
+                if cancelled():  # this job was deleted meanwhile: leave no directory behind
+                    raise RenderCancelled("cancelled")
+                out.mkdir(parents=True, exist_ok=True)
+                paths = {}
+                for variant, (name, _) in ASSETS.items():
+                    tmp = out / f".{name}.{secrets.token_hex(4)}.part"
+                    shutil.copyfile(source / name, tmp)
+                    paths[variant] = tmp.replace(out / name)
+                return RenderResult(**paths, frames=done.frames, duration=done.duration)
+            except (RenderError, OSError):  # that job failed, or its files are gone: render this one
+                for leftover in out.glob(".*.part"):
+                    leftover.unlink(missing_ok=True)
+            except RenderCancelled:
+                if cancelled():
+                    raise
+        return render(spec, out, cancelled=cancelled)
 
     def _render_done(self, job_id: str, future: Future[RenderResult]) -> None:
         with self._lock:
@@ -279,6 +316,9 @@ class Store:
                 for variant, (name, _) in ASSETS.items():
                     stat = (directory / name).stat()
                     job.etags[variant] = f'"{variant}-{stat.st_size:x}-{int(stat.st_mtime_ns):x}"'
+                spec = self._spec(job)
+                if spec.image is None and spec.source is None:  # the source of later copies, if none is left
+                    self._renders.setdefault(spec, (future, directory))
             job.render_done_at = time.time()
             if self.job_dir(job_id).exists():
                 self._save(job)
@@ -360,7 +400,9 @@ class Store:
             cancel = self._cancel.pop(job_id, None)
             if cancel is not None:
                 cancel.set()
-            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            gone = self.job_dir(job_id)
+            self._renders = {spec: first for spec, first in self._renders.items() if first[1] != gone}
+            shutil.rmtree(gone, ignore_errors=True)
             return True
 
     # ----- uploaded files and characters --------------------------------------------------------------------
