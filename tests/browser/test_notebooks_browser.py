@@ -40,8 +40,10 @@ def test_a_shipped_notebook_runs_live_in_jupyterlab(
         page.wait_for_function("v => v.readyState >= 3", arg=video.element_handle(), timeout=30_000)
         seek = "v => new Promise(done => { v.addEventListener('seeked', done, {once: true}); v.currentTime = 1.5; })"
         video.evaluate(seek)  # a frame from the clip (not the poster), as a reader sees it after a click
+        page.wait_for_timeout(1500)  # Chromium fades its seek spinner out
         screenshot(page, "widget/finished-light.png", cards.first, animations="allow")  # the README's
         set_theme(page, "dark")
+        page.wait_for_timeout(1500)
         screenshot(page, "widget/finished-dark.png", cards.first, animations="allow")
         set_theme(page, "light")
     cards.first.scroll_into_view_if_needed()
