@@ -1,6 +1,6 @@
-"""The README's two commands, as CI runs them (the README is their only copy).
+"""The README's two commands, as CI runs them (.ci/run repeats the second word for word; check-ci keeps them equal).
 
-python .ci/readme_commands.py test-command   print the second command (the tests), for .ci/run to run
+python .ci/readme_commands.py check-ci       check that .ci/run runs the second command (the tests) as written
 python .ci/readme_commands.py first          run the first command in a fresh virtual environment and
                                              check that it made a real MP4 (H.264 + AAC)
 """
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = "<!-- the two commands: .ci/readme_commands.py runs them in CI -->"
+MARKER = "<!-- the two commands: CI runs them (.ci/run and .ci/readme_commands.py) -->"
 
 
 def commands() -> list[str]:
@@ -64,8 +64,10 @@ def run_first() -> None:
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
-    if what == "test-command":
-        print(commands()[1])
+    if what == "check-ci":
+        test_command = commands()[1]
+        if test_command not in (ROOT / ".ci" / "run").read_text().splitlines():
+            raise SystemExit(f".ci/run must run the README's test command as written: {test_command}")
     elif what == "first":
         run_first()
     else:

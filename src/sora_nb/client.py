@@ -51,7 +51,13 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
-def _header_seconds(value: str | None) -> float | None:
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """A server's text on one line, at most ``limit`` characters (a hostile or broken server may send megabytes)."""
+    text = " ".join(text.split())
+    return text[:limit] + "..." if len(text) > limit else text
+
+
+def _header_number(value: str | None) -> float | None:
     """A header's non-negative number ("2", "1.5"); None for anything else ("²", "nan", 400 digits, "-1")."""
     if not value or not value.isascii() or not value.replace(".", "", 1).isdigit():
         return None
@@ -311,10 +317,7 @@ class AsyncVideosClient:
                 message = err
         if not message:
             message = _TAGS.sub(" ", response.text[:2000])
-        message = " ".join(message.split())  # one line, however the server laid it out
-        if len(message) > MAX_MESSAGE:  # a hostile or broken server may send megabytes
-            message = message[:MAX_MESSAGE] + "..."
-        message = message or response.reason_phrase
+        message = one_line(message) or response.reason_phrase
         message = self.redact(f"{response.request.method} {response.request.url.path}: HTTP {status}: {message}")
         lowered = message.lower()
         if code in NOT_READY_CODES or "not completed" in lowered or "not ready" in lowered:
@@ -327,7 +330,7 @@ class AsyncVideosClient:
             return errors.NotFoundError(message, status=status, code=code)
         if status == 429:
             after = response.headers.get("retry-after")
-            retry_after = _header_seconds(after)
+            retry_after = _header_number(after)
             return errors.RateLimitError(message, retry_after=retry_after, code=code)
         if status >= 500:
             return errors.ServerError(message, status=status, code=code)
@@ -349,7 +352,7 @@ class AsyncVideosClient:
         response = await self._request(op, method, path, **kwargs)
         video = parse_video(self._json(response))
         hint = response.headers.get("openai-poll-after-ms", "")
-        ms = _header_seconds(hint)
+        ms = _header_number(hint)
         return dataclasses.replace(video, poll_after=ms / 1000) if ms is not None else video
 
     async def _post(

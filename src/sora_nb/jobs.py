@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from sora_nb import errors
 from sora_nb.cache import VideoCache, fingerprint
-from sora_nb.client import AsyncVideosClient
+from sora_nb.client import AsyncVideosClient, one_line
 from sora_nb.config import Backend, Settings, resolve_backend, settings
 from sora_nb.costs import Budget, estimate_request
 from sora_nb.polling import ProgressTrend, next_delay
@@ -269,7 +269,7 @@ class Job:
                 if video.status == "failed":
                     reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
-                        engine.client.redact(f"{video.id!r} failed: {' '.join(reason.split())[:500]}"),
+                        engine.client.redact(f"{video.id!r} failed: {one_line(reason)}"),
                         code=video.error.code if video.error else None,
                     )
                 if video.status != "completed":
