@@ -39,41 +39,76 @@ DOWNLOAD_ATTEMPTS = 3
 
 
 class BatchPoller:
-    """Status requests of many jobs gathered into one list request when the endpoint supports list."""
+    """Status requests of many jobs gathered into one list request when the endpoint supports list.
+
+    Each request names when it is due. Requests whose due times lie within ``window`` of each other go together
+    at the latest of those times: none is sent before it is due (a server's poll hint is a floor), and none more
+    than ``window`` after.
+    """
 
     def __init__(self, client: AsyncVideosClient, window: float = 0.05) -> None:
         self.client = client
         self.window = window
         self.list_works = True
-        self._waiting: dict[str, list[asyncio.Future[Video]]] = {}
-        self._flush: asyncio.TimerHandle | None = None
+        self._batches: list[_Batch] = []
 
-    async def status(self, video_id: str) -> Video:
-        """The job's current record, possibly fetched together with others'."""
-        future: asyncio.Future[Video] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(video_id, []).append(future)
-        if self._flush is None:
-            self._flush = asyncio.get_running_loop().call_later(self.window, self._start_flush)
-        return await future
+    async def status(self, video_id: str, due: float | None = None) -> tuple[Video, float]:
+        """The job's record, asked for no sooner than ``due`` (``time.monotonic()``; now if None), possibly with
+        others', and the moment it describes (halfway through its request)."""
+        loop = asyncio.get_running_loop()
+        due = time.monotonic() if due is None else due
+        future: asyncio.Future[tuple[Video, float]] = loop.create_future()
+        batch = next((b for b in self._batches if max(b.last, due) - min(b.first, due) <= self.window), None)
+        if batch is None:
+            batch = _Batch(first=due, last=due)
+            self._batches.append(batch)
+        elif due > batch.last and batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        batch.first, batch.last = min(batch.first, due), max(batch.last, due)
+        batch.waiting.setdefault(video_id, []).append(future)
+        if batch.timer is None:
+            delay = max(0.0, batch.last - time.monotonic())
+            batch.timer = loop.call_later(delay, self._start_flush, batch)
+        try:
+            return await future
+        except asyncio.CancelledError:  # a cancelled job's request is not sent for it
+            self._forget(batch, video_id, future)
+            raise
 
-    def _start_flush(self) -> None:
-        self._flush = None
-        waiting, self._waiting = self._waiting, {}
-        task = asyncio.ensure_future(self._resolve(waiting))
+    def _forget(self, batch: _Batch, video_id: str, future: asyncio.Future[tuple[Video, float]]) -> None:
+        futures = batch.waiting.get(video_id, [])
+        if future in futures:
+            futures.remove(future)
+        if not futures:
+            batch.waiting.pop(video_id, None)
+        if not batch.waiting and batch in self._batches:
+            self._batches.remove(batch)
+            if batch.timer is not None:
+                batch.timer.cancel()
+
+    def _start_flush(self, batch: _Batch) -> None:
+        self._batches.remove(batch)
+        task = asyncio.ensure_future(self._resolve(batch.waiting))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
-    async def _resolve(self, waiting: dict[str, list[asyncio.Future[Video]]]) -> None:
-        found: dict[str, Video] = {}
+    async def _resolve(self, waiting: dict[str, list[asyncio.Future[tuple[Video, float]]]]) -> None:
+        found: dict[str, tuple[Video, float]] = {}
         if len(waiting) >= BATCH_MIN and self.list_works:
             try:
+                sent = time.monotonic()
                 videos, _, _ = await self.client.list_page(limit=100)
-                found = {v.id: v for v in videos if v.id in waiting}
+                moment = (sent + time.monotonic()) / 2
+                found = {v.id: (v, moment) for v in videos if v.id in waiting}
             except errors.SoraError as exc:
                 log.info("sora_nb: list request failed (%s); polling jobs one by one", type(exc).__name__)
                 self.list_works = False
         missing = [video_id for video_id in waiting if video_id not in found]
-        results = await asyncio.gather(*(self.client.retrieve(i) for i in missing), return_exceptions=True)
-        outcomes: dict[str, Video | BaseException] = {**found, **dict(zip(missing, results, strict=True))}
+        results = await asyncio.gather(*(self._retrieve(i) for i in missing), return_exceptions=True)
+        outcomes: dict[str, tuple[Video, float] | BaseException] = {
+            **found,
+            **dict(zip(missing, results, strict=True)),
+        }
         for video_id, futures in waiting.items():
             for future in futures:
                 if future.done():
@@ -83,6 +118,21 @@ class BatchPoller:
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+
+    async def _retrieve(self, video_id: str) -> tuple[Video, float]:
+        sent = time.monotonic()
+        video = await self.client.retrieve(video_id)
+        return video, (sent + time.monotonic()) / 2
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Status requests that go out together, and the earliest and latest time they are due."""
+
+    first: float
+    last: float
+    waiting: dict[str, list[asyncio.Future[tuple[Video, float]]]] = dataclasses.field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
 
 
 class Engine:
@@ -372,8 +422,8 @@ class Job:
             return await client.edit(source, r["prompt"])
         return await client.extend(source, r["prompt"], r["seconds"])
 
-    def _observe_video(self, video: Video) -> None:
-        self._trend.add(video.progress)
+    def _observe_video(self, video: Video, moment: float | None = None) -> None:
+        self._trend.add(None if video.status == "queued" else video.progress, moment)  # queued 0 % is no rise
         status: JobStatus = "queued" if video.status == "queued" else "in_progress"
         self._set(
             video=video,
@@ -386,29 +436,30 @@ class Job:
         """Poll until the job ends; transient errors (5xx, 429, network, odd bodies) only delay it."""
         deadline = time.monotonic() + engine.settings.deadline
         failures = 0
+        due = None
         if self.video is not None:  # just created: its response carried the first hint
-            await asyncio.sleep(next_delay(hint=self.video.poll_after, eta=None, elapsed=self.elapsed))
+            due = time.monotonic() + next_delay(hint=self.video.poll_after, eta=None, elapsed=self.elapsed)
         while True:
             try:
-                video = await engine.poller.status(video_id)
+                video, moment = await engine.poller.status(video_id, due)
             except TRANSIENT as exc:
                 failures += 1
                 if failures > MAX_TRANSIENT_FAILURES or time.monotonic() > deadline:
                     raise
                 log.info("sora_nb: status of %s unavailable (%s); trying again", video_id, type(exc).__name__)
-                await asyncio.sleep(min(30.0, 2.0**failures))
+                due = time.monotonic() + min(30.0, 2.0**failures)
                 continue
             failures = 0
-            self._observe_video(video)
+            self._observe_video(video, moment)
             if video.done:
                 return video
-            delay = next_delay(hint=video.poll_after, eta=self.eta, elapsed=self.elapsed)
+            delay = next_delay(hint=video.poll_after, eta=self.eta, elapsed=self.elapsed, span=self._trend.span())
             if time.monotonic() + delay > deadline:
                 raise errors.DeadlineExceededError(
                     f"{video_id!r} was still {video.raw_status} after {engine.settings.deadline:.0f} s; it is not "
                     f"lost: sora_nb.attach({video_id!r}) picks it up again"
                 )
-            await asyncio.sleep(delay)
+            due = time.monotonic() + delay
 
     async def _download(self, engine: Engine, video: Video) -> Path:
         self._set(status="downloading", progress=100)
