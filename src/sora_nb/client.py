@@ -278,21 +278,27 @@ class AsyncVideosClient:
         """The response with its body read, refusing one over MAX_API_BODY (an API answer is a small record)."""
         if response.is_stream_consumed:  # an in-memory transport handed over the whole body already
             return response
-        raw = bytearray()
+        body = bytearray()
         try:
-            async for chunk in response.aiter_raw():
-                raw += chunk
-                if len(raw) > MAX_API_BODY:
+            async for chunk in response.aiter_bytes():  # decoded, so a compressed answer is capped as it expands
+                if len(body) + len(chunk) > MAX_API_BODY:
                     raise errors.ResponseFormatError(
                         f"{self._server} sent more than {MAX_API_BODY >> 20} MiB for one API answer, which is not a "
                         "video record; check base_url (a proxy or web page?)"
                     )
+                body += chunk
+        except httpx.DecodingError:
+            raise errors.ResponseFormatError(
+                f"{self._server} sent an API answer that does not decompress as its Content-Encoding "
+                f"({response.headers.get('content-encoding', '')!r}) says; check base_url (a proxy?)"
+            ) from None
         finally:
             await response.aclose()
+        encoded = ("content-encoding", "content-length", "transfer-encoding")
         return httpx.Response(
             response.status_code,
-            headers=response.headers,
-            content=bytes(raw),
+            headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in encoded],
+            content=bytes(body),
             request=response.request,
             extensions=response.extensions,
         )

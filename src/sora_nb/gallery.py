@@ -207,8 +207,10 @@ class Gallery(anywidget.AnyWidget):
 
     def cancel_all(self) -> None:
         """Cancel every job not finished yet (and do not start the rest)."""
+        with self._lock:  # no card may start once the first cancelled job frees its slot
+            for card in self.items:
+                card.start = None
         for card in self.items:
-            card.start = None
             if card.job is not None and not card.job.done:
                 card.job.cancel()
         self._push()

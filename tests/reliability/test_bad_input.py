@@ -13,6 +13,8 @@ responses, which the local server cannot produce, come from a tiny ``http.server
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import io
 import json
 import os
@@ -430,6 +432,12 @@ PROXY_PAGE = (
 BIG = 8 * MiB
 
 
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """About 130 KiB on the wire that expands to a 128 MiB video record."""
+    return gzip.compress(json.dumps({"id": "video_x", "status": "queued", "padding": "x" * (128 * MiB)}).encode())
+
+
 @dataclass(frozen=True)
 class Hostile:
     """One hostile-server case: the server, what the user does, and what they should see."""
@@ -594,6 +602,35 @@ HOSTILE = [
             "more than 16 MiB for one API answer",
         ),
         id="create-20mib-json-over-the-cap",
+    ),
+    pytest.param(
+        Hostile(
+            lambda: _flow(create=Reply(body=_gzip_bomb(), headers={"Content-Encoding": "gzip"})),
+            sora_nb.ResponseFormatError,
+            "more than 16 MiB for one API answer",
+        ),
+        id="create-gzip-bomb-over-the-cap",
+    ),
+    pytest.param(
+        Hostile(
+            lambda: _flow(create=Reply(body=b"this is not gzip", headers={"Content-Encoding": "gzip"})),
+            sora_nb.ResponseFormatError,
+            "does not decompress",
+        ),
+        id="create-corrupt-gzip",
+    ),
+    pytest.param(
+        Hostile(
+            lambda: _flow(
+                "video_gz",
+                create=Reply(
+                    body=gzip.compress(b'{"id": "video_gz", "status": "queued"}'), headers={"Content-Encoding": "gzip"}
+                ),
+            ),
+            None,
+            video_id="video_gz",
+        ),
+        id="create-gzip-record",
     ),
     pytest.param(
         Hostile(
