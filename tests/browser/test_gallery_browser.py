@@ -47,6 +47,8 @@ def test_gallery_cards_update_live_and_compare_plays_in_sync(
     cards = gallery.locator(".sora-g-card")
     expect(cards).to_have_count(4, timeout=30_000)
     expect(cards.first.locator(".sora-g-label")).to_have_text("animal=fox · seed=1")
+    cancel_all = gallery.locator("button", has_text="Cancel all")
+    expect(cancel_all).to_be_enabled()  # jobs are still queued or running
     seen = set()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -57,6 +59,7 @@ def test_gallery_cards_update_live_and_compare_plays_in_sync(
         time.sleep(0.1)
     assert statuses == ["completed"] * 4 and len(seen) >= 2, seen  # the cards moved through states live
     expect(gallery.locator(".sora-g-stats")).to_contain_text("4 done")
+    expect(cancel_all).to_be_disabled()  # nothing left to cancel
     preview = cards.nth(3).locator("video.sora-g-video")  # done cards of a sweep preview themselves, muted
     expect(preview).to_have_count(1, timeout=20_000)
     page.wait_for_function("v => v.muted && v.loop && v.readyState >= 2", arg=preview.element_handle(), timeout=20_000)

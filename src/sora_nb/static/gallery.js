@@ -139,6 +139,7 @@ function render({ model, el: root }) {
       `estimated $${(model.get("estimated_usd") || 0).toFixed(2)} · spent $${(model.get("spent_usd") || 0).toFixed(2)}`;
     stats.textContent = `${k.queued || 0} queued · ${k.running || 0} running · ${k.done || 0} done · ${k.failed || 0} failed · ${money}`;
     compare.disabled = selected.size < 2;
+    cancelAll.disabled = !((k.queued || 0) + (k.running || 0));  // nothing left to cancel
   }
 
   async function openCompare() {
