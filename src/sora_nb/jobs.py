@@ -35,6 +35,7 @@ Kind = Literal["generate", "remix", "edit", "extend", "attach"]
 BATCH_MIN = 3
 TRANSIENT = (errors.ServerError, errors.ConnectError, errors.RateLimitError, errors.ResponseFormatError)
 MAX_TRANSIENT_FAILURES = 8
+MAX_ODD_ANSWERS = 2  # status answers that are not a video record: retried twice (about 6 s), then an error
 DOWNLOAD_ATTEMPTS = 3
 
 
@@ -435,7 +436,7 @@ class Job:
     async def _poll(self, engine: Engine, video_id: str) -> Video:
         """Poll until the job ends; transient errors (5xx, 429, network, odd bodies) only delay it."""
         deadline = time.monotonic() + engine.settings.deadline
-        failures = 0
+        failures = odd = 0
         due = None
         if self.video is not None:  # just created: its response carried the first hint
             due = time.monotonic() + next_delay(hint=self.video.poll_after, eta=None, elapsed=self.elapsed)
@@ -444,12 +445,19 @@ class Job:
                 video, moment = await engine.poller.status(video_id, due)
             except TRANSIENT as exc:
                 failures += 1
+                if isinstance(exc, errors.ResponseFormatError):  # a proxy's page passes; a wrong endpoint does not
+                    odd += 1
+                    if odd > MAX_ODD_ANSWERS:
+                        raise errors.ResponseFormatError(
+                            f"{exc.message.rstrip('.')} ({odd} status answers in a row); check that provider= "
+                            f"matches the service. The job is not lost: sora_nb.attach({video_id!r}) asks again"
+                        ) from None
                 if failures > MAX_TRANSIENT_FAILURES or time.monotonic() > deadline:
                     raise
                 log.info("sora_nb: status of %s unavailable (%s); trying again", video_id, type(exc).__name__)
                 due = time.monotonic() + min(30.0, 2.0**failures)
                 continue
-            failures = 0
+            failures = odd = 0
             self._observe_video(video, moment)
             if video.done:
                 return video

@@ -634,6 +634,28 @@ HOSTILE = [
     ),
     pytest.param(
         Hostile(
+            lambda: _flow(status=lambda n: Reply(body={"id": "video_hostile", "object": "video"}, headers=HINT)),
+            sora_nb.ResponseFormatError,
+            "no readable 'status' field (3 status answers in a row); check that provider=",
+        ),
+        id="status-without-status-3-times",
+    ),
+    pytest.param(
+        Hostile(
+            lambda: _flow(
+                status=lambda n: Reply(
+                    body={"id": "video_hostile", "object": "video"}
+                    if n == 1
+                    else {"id": "video_hostile", "status": "completed", "progress": 100}
+                )
+            ),
+            None,
+            video_id="video_hostile",
+        ),
+        id="status-without-status-once-then-fine",
+    ),
+    pytest.param(
+        Hostile(
             lambda: _flow(
                 status=lambda n: Reply(
                     body={"id": "video_hostile", "status": "completed", "metadata": {"padding": "x" * BIG}},
