@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 import sora_nb
 from sora_nb import jobs
@@ -56,36 +57,29 @@ def test_a_request_waits_until_it_is_due(server: ServerHandle) -> None:
     asyncio.run(main())
 
 
-def test_requests_due_together_share_one_list_request(server: ServerHandle) -> None:
+@pytest.mark.parametrize(
+    ("spacing", "lists", "retrieves"),
+    [(0.02, 1, 0), (0.2, 0, 3)],
+    ids=["due-together-share-one-list-request", "due-apart-go-separately"],
+)
+def test_requests_go_together_only_when_due_together(
+    server: ServerHandle, spacing: float, lists: int, retrieves: int
+) -> None:
     async def main() -> None:
         recording = Recording()
         async with AsyncVideosClient(server.base_url, server.key, transport=recording) as client:
             ids = await _videos(client, 3)
             poller = BatchPoller(client, window=0.05)
             start = time.monotonic() + 0.1
-            dues = [start, start + 0.02, start + 0.04]  # within one window: sent together at the latest
+            dues = [start + i * spacing for i in range(3)]
             readings = await asyncio.gather(*(poller.status(i, d) for i, d in zip(ids, dues, strict=True)))
             assert [video.id for video, _ in readings] == ids
-            assert client.requests["list"] == 1 and client.requests["retrieve"] == 0
-            sent = recording.log[-1][0]
-            assert sent >= max(dues)  # nobody asked before its time
-            assert sent - min(dues) < 0.05 + 0.1  # and the earliest no more than a window late (+ loop slack)
-
-    asyncio.run(main())
-
-
-def test_requests_due_apart_go_separately(server: ServerHandle) -> None:
-    async def main() -> None:
-        recording = Recording()
-        async with AsyncVideosClient(server.base_url, server.key, transport=recording) as client:
-            ids = await _videos(client, 3)
-            poller = BatchPoller(client, window=0.05)
-            start = time.monotonic() + 0.1
-            dues = [start, start + 0.2, start + 0.4]
-            await asyncio.gather(*(poller.status(i, d) for i, d in zip(ids, dues, strict=True)))
-            assert client.requests["list"] == 0 and client.requests["retrieve"] == 3
+            assert client.requests["list"] == lists and client.requests["retrieve"] == retrieves
             sends = sorted(sent for sent, _, request, _ in recording.log if request.method == "GET")
-            assert all(sent >= due for sent, due in zip(sends, dues, strict=True))
+            if lists:  # one request, at the latest due time, at most a window after the earliest (+ loop slack)
+                assert len(sends) == 1 and sends[0] >= max(dues) and sends[0] - min(dues) < 0.05 + 0.1
+            else:  # nobody asked before its time
+                assert all(sent >= due for sent, due in zip(sends, dues, strict=True))
 
     asyncio.run(main())
 

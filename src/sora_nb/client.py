@@ -346,11 +346,11 @@ class AsyncVideosClient:
         try:
             return response.json()
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-            snippet = " ".join(_TAGS.sub(" ", response.text[:300]).split())
+            snippet = one_line(_TAGS.sub(" ", response.text[:300]), 200)
             raise errors.ResponseFormatError(
                 self.redact(
                     f"{response.request.url.path} answered {response.headers.get('content-type', '?')} "
-                    f"that is not JSON: {snippet[:200]!r}"
+                    f"that is not JSON: {snippet!r}"
                 )
             ) from None
 
@@ -642,11 +642,10 @@ class AsyncVideosClient:
         text = body[:300].decode("utf-8", "replace")
         if text.count("\ufffd") > 3 or (not text.isprintable() and not text.strip().startswith(("{", "<"))):
             text = f"{len(body)}+ bytes of binary data that is not a valid {variant} file"
-        snippet = " ".join(_TAGS.sub(" ", text).split())
         raise errors.DownloadError(
             self.redact(
                 f"the server sent {ctype or 'unlabelled data'} instead of the {variant} of {video_id!r}: "
-                f"{snippet[:160]!r}"
+                f"{one_line(_TAGS.sub(' ', text), 160)!r}"
             )
         )
 

@@ -49,7 +49,7 @@ class FileResponse(Response):
         headers: dict[str, str],
         media_type: str,
         fault: DownloadFault | None,
-        sent: Callable[[int], None] = lambda n: None,
+        sent: Callable[[int], None],
     ) -> None:
         super().__init__(status_code=status_code, headers=headers, media_type=media_type)
         self.path, self.start, self.end, self.fault, self.sent = path, start, end, fault, sent
@@ -122,7 +122,7 @@ async def serve_file(
     etag: str,
     asset: tuple[str, str],
     faults: Faults,
-    sent: Counter[tuple[str, str]] | None = None,
+    sent: Counter[tuple[str, str]],
 ) -> Response:
     """A 200, 206, 304 or 416 answer for ``path`` honouring Range, If-Range and If-None-Match.
 
@@ -146,10 +146,9 @@ async def serve_file(
         (start, end), status = byte_range, 206
         headers["content-range"] = f"bytes {start}-{end}/{size}"
     fault = faults.download(asset, start, end - start + 1) if request.method == "GET" else None
-    counter = sent if sent is not None else Counter()
 
     def count(n: int) -> None:
-        counter[asset] += n
+        sent[asset] += n
 
     return FileResponse(
         path, start=start, end=end, status_code=status, headers=headers, media_type=media_type, fault=fault, sent=count
