@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from sora_nb.server.render import RenderSpec, render
+from sora_nb.server.engines.synthetic import RenderSpec, render
 from sora_nb.server.store import JobRecord, safe_key, write_json_atomic
 
 KEY = "bench-key"

@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from sora_nb.server.render import (
+from sora_nb.server.engines.synthetic import (
     RenderCancelled,
     RenderError,
     RenderResult,

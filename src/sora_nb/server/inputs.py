@@ -16,8 +16,8 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
+from sora_nb.server.engines.synthetic import RenderError, VideoInfo, probe_video
 from sora_nb.server.errors import invalid
-from sora_nb.server.render import RenderError, VideoInfo, probe_video
 from sora_nb.server.store import Store
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sora_nb.server.render import RenderCancelled, RenderError, RenderResult, RenderSpec, render
+from sora_nb.server.engines.synthetic import RenderCancelled, RenderError, RenderResult, RenderSpec, render
 
 log = logging.getLogger("sora_nb.server")
 
