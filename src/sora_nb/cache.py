@@ -75,7 +75,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 # ----- path safety: a shared cache may hold links to anyone's files -----------------------------------------------
-def own_file(root: Path, path: Path) -> bool:
+def _own_file(root: Path, path: Path) -> bool:
     """Whether ``path`` is a regular file under ``root`` reached through no link (file, video folder or
     ``videos``) and lying inside it. The cache reports only such files, so nothing it serves, packs or copies is
     someone's link to ``~/.ssh``; a refused file is named in the log. ``root`` itself may be a link."""
@@ -185,7 +185,7 @@ class VideoCache:
         record = _read_json(directory / "video.json")
         if record is None or not isinstance(record.get("id"), str):
             return None
-        found = {v: directory / name for v, name in ASSET_FILES.items() if own_file(self.root, directory / name)}
+        found = {v: directory / name for v, name in ASSET_FILES.items() if _own_file(self.root, directory / name)}
         return CachedVideo(
             id=record["id"],
             directory=directory,

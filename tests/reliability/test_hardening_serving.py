@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import shutil
 import struct
-import time
 import warnings
 import zipfile
 import zlib
@@ -33,8 +32,8 @@ from sora_nb.cache import VideoCache
 from sora_nb.cli import main as cli_main
 from sora_nb.gallery import Gallery
 from sora_nb.server import ServerHandle
-from sora_nb.widget import VideoJob
 from tests.reliability.test_bad_input import MP4, Reply, Responder, _flow, _Hostile, hostile  # noqa: F401
+from tests.test_widget import wait_status
 
 Configured = Callable[..., ServerHandle]
 Sent = list[tuple[dict[str, Any], list[bytes]]]
@@ -79,13 +78,6 @@ def _ask(widget: Any, sent: Sent, request: dict[str, Any]) -> Sent:
     before = len(sent)
     widget._on_message(widget, request, [])
     return sent[before:]
-
-
-def _wait_status(w: VideoJob, status: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while w.status != status:
-        assert time.monotonic() < deadline, f"the widget still shows {w.status!r}, not {status!r}"
-        time.sleep(0.02)
 
 
 def _zip_bytes(archive: Path) -> bytes:
@@ -170,7 +162,7 @@ def test_a_link_swapped_in_after_listing_is_refused_when_read(
     key, photo = _private_files(tmp_path)
     w = sora_nb.generate("a clip swapped for a link")
     w.result(timeout=60)
-    _wait_status(w, "completed")
+    wait_status(w, ("completed",), timeout=15)
     gallery = sora_nb.history()
     assert gallery.items[0].path == w.path and w.path is not None and w.job.thumbnail is not None
     w.path.unlink()
@@ -223,7 +215,7 @@ def test_a_bomb_poster_is_dropped_and_the_widget_and_page_still_work(
         warnings.simplefilter("always")
         w = sora_nb.generate("a clip with a bomb for a poster")  # the same request: a cache hit
         w.result(timeout=60)
-        _wait_status(w, "completed")
+        wait_status(w, ("completed",), timeout=15)
         assert w.poster == "" and w.video_id == first.id
         assert "<img" not in w._repr_mimebundle_()[0]["text/html"]
         gallery = sora_nb.history()
@@ -298,7 +290,7 @@ def test_a_video_request_without_a_file_is_answered_by_the_job_widget(
 ) -> None:
     configured()
     failed = sora_nb.generate("a moderation-test scene")  # fails: no video at all
-    _wait_status(failed, "failed")
+    wait_status(failed, ("failed",), timeout=15)
     done = sora_nb.generate("a clip deleted under the widget")
     path = done.result(timeout=60)
     path.unlink()
