@@ -15,16 +15,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import platformdirs
 from filelock import FileLock
@@ -33,6 +35,10 @@ from sora_nb.video import Video
 
 ASSET_FILES = {"video": "video.mp4", "thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# no link is followed at the open itself; no wait on a FIFO planted in a shared cache
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+log = logging.getLogger("sora_nb")
 
 
 def default_cache_dir() -> Path:
@@ -66,6 +72,39 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# ----- path safety: a shared cache may hold links to anyone's files -----------------------------------------------
+def _own_file(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a regular file under ``root`` reached through no link (file, video folder or
+    ``videos``) and lying inside it. The cache reports only such files, so nothing it serves, packs or copies is
+    someone's link to ``~/.ssh``; a refused file is named in the log. ``root`` itself may be a link."""
+    try:
+        parts = path.relative_to(root).parts
+        steps = [root.joinpath(*parts[: n + 1]) for n in range(len(parts))]
+        linked = any(step.is_symlink() for step in steps)
+        inside = path.resolve().is_relative_to(root.resolve())  # also catches a Windows junction, not a symlink
+        if not linked and inside and stat.S_ISREG(path.lstat().st_mode):
+            return True
+    except (OSError, ValueError, RuntimeError):  # absent, unreadable, not under root, a link loop
+        pass
+    if os.path.lexists(path):
+        log.warning("sora_nb: skipped %s: a link or not a regular file inside the cache %s", path, root)
+    return False
+
+
+def open_asset(path: Path) -> BinaryIO:
+    """Open a cached file for reading; OSError if it is a link or not a regular file.
+
+    Checked on the open file itself, so a link swapped in after the cache listed the file is refused too.
+    """
+    if path.is_symlink():
+        raise OSError(f"{path} is a link, not a file of the cache's own")
+    fd = os.open(path, _OPEN_FLAGS)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 @dataclass(frozen=True)
@@ -108,6 +147,9 @@ class VideoCache:
     def directory(self, video_id: str) -> Path:
         """The directory of a video's files (created on demand)."""
         path = self.root / "videos" / cache_key(video_id)
+        if path.is_symlink():  # never write through someone's link; unlinking it leaves its target alone
+            log.warning("sora_nb: %s in the cache is a link; replacing it with a folder of its own", path)
+            path.unlink()
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -143,7 +185,7 @@ class VideoCache:
         record = _read_json(directory / "video.json")
         if record is None or not isinstance(record.get("id"), str):
             return None
-        found = {variant: directory / name for variant, name in ASSET_FILES.items() if (directory / name).is_file()}
+        found = {v: directory / name for v, name in ASSET_FILES.items() if _own_file(self.root, directory / name)}
         return CachedVideo(
             id=record["id"],
             directory=directory,

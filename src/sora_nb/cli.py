@@ -128,6 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from sora_nb.cache import open_asset
     from sora_nb.errors import SoraError
     from sora_nb.jobs import submit
     from sora_nb.progress import follow
@@ -154,7 +155,12 @@ def _generate(args: argparse.Namespace) -> int:
         print("(local preview: a synthetic video from the embedded server, not a real model)", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, args.out)
+        try:  # through open_asset: a link swapped into a shared cache is never copied
+            with open_asset(path) as src, args.out.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except OSError as exc:
+            print(f"sora-nb generate: the video was not copied to {args.out}: {exc}", file=sys.stderr)
+            return 1
         print(args.out)
     else:
         print(path)

@@ -17,6 +17,7 @@ import logging
 import math
 import random
 import re
+import struct
 import threading
 import time
 from collections import Counter
@@ -44,6 +45,8 @@ MAX_MESSAGE = 500  # characters of a server's error message kept in a SoraError
 Variant = Literal["video", "thumbnail", "spritesheet"]
 ProgressCallback = Callable[[int, int | None], None]
 _TAGS = re.compile(r"<[^>]+>")
+MAX_IMAGE_PIXELS = 4096 * 4096  # far above any thumbnail; no bigger image is accepted or decoded
+_PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"  # the signature, then the first chunk: IHDR, 13 bytes
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -66,10 +69,15 @@ def _header_number(value: str | None) -> float | None:
 
 
 def media_ok(variant: str, head: bytes) -> bool:
-    """Whether the first bytes look like the asset: MP4 ``ftyp`` at offset 4; WEBP, JPEG or PNG images."""
+    """Whether the first bytes (24 tell most) look like the asset: MP4 ``ftyp`` at offset 4; a WEBP, JPEG or PNG
+    image. A PNG must open with its signature and ``IHDR`` and declare at most ``MAX_IMAGE_PIXELS`` (a tiny file
+    may declare a decompression bomb); other images are size-checked when decoded."""
     if variant == "video":
         return head[4:8] == b"ftyp"
-    return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:3] == b"\xff\xd8\xff" or head[:4] == b"\x89PNG"
+    if head[:4] == b"\x89PNG":
+        width, height = struct.unpack(">II", head[16:24]) if len(head) >= 24 else (1, 1)
+        return _PNG_HEAD.startswith(head[:16]) and 0 < width * height <= MAX_IMAGE_PIXELS
+    return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:3] == b"\xff\xd8\xff"
 
 
 class AsyncVideosClient:
@@ -583,7 +591,7 @@ class AsyncVideosClient:
                 break
             attempt = self._download_retry(attempt, None, video_id)
         with part.open("rb") as f:
-            head = f.read(16)
+            head = f.read(24)
         size = part.stat().st_size
         if (total is not None and size != total) or not media_ok(variant, head):
             raise errors.DownloadError(f"the {variant} of {video_id!r} arrived incomplete or invalid; nothing was kept")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
+import logging
 import os
+import shutil
 import threading
 import time
 import zipfile
@@ -21,16 +22,16 @@ from typing import Any
 import anywidget
 import ipywidgets
 import traitlets
-from PIL import Image
 
-from sora_nb.cache import CachedVideo, VideoCache
+from sora_nb.cache import CachedVideo, VideoCache, open_asset
 from sora_nb.config import settings
 from sora_nb.costs import estimate_request
 from sora_nb.jobs import Job, submit
 from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import STATIC, Throttle, VideoJob, attach, send_file
+from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, attach, poster_jpeg, send_file
 
 POSTER_WIDTH = 256
+log = logging.getLogger("sora_nb")
 
 
 @dataclass
@@ -83,17 +84,19 @@ class Card:
         }
 
 
-def _jpeg(path: Path | None, width: int = POSTER_WIDTH) -> bytes:
-    if path is None:
-        return b""
+def _pack(archive: zipfile.ZipFile, path: Path, name: str) -> bool:
+    """Copy a cached MP4 into ``archive`` as ``name``; False (logged) when it is gone or not the cache's own."""
     try:
-        with Image.open(path) as image:
-            image.thumbnail((width, width * 4))
-            out = io.BytesIO()
-            image.convert("RGB").save(out, "JPEG", quality=70)
-            return out.getvalue()
-    except OSError:
-        return b""
+        with open_asset(path) as src:
+            info = zipfile.ZipInfo(name, time.localtime()[:6])  # not the file's: a planted 1970 breaks ZIP
+            info.file_size = os.fstat(src.fileno()).st_size  # lets zipfile choose ZIP64 for a huge file
+            info.external_attr = 0o644 << 16
+            with archive.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, CHUNK_BYTES)
+    except OSError as exc:
+        log.warning("sora_nb: left %s out of the archive: %s", path, exc)
+        return False
+    return True
 
 
 class Gallery(anywidget.AnyWidget):
@@ -273,8 +276,8 @@ class Gallery(anywidget.AnyWidget):
                 for card in self.items:
                     if card.path is not None and card.video_id:
                         name = f"videos/{card.path.parent.name}.mp4"
-                        archive.write(card.path, name)
-                        links[id(card)] = name
+                        if _pack(archive, card.path, name):
+                            links[id(card)] = name
                 archive.writestr("index.html", self._page(lambda card: links.get(id(card))))
             return target
         target.write_text(self._page(lambda card: os.path.relpath(card.path, target.parent) if card.path else None))
@@ -286,7 +289,7 @@ class Gallery(anywidget.AnyWidget):
         rows = []
         for card in self.items:
             state = card.state()
-            thumb = _jpeg(card.thumbnail)
+            thumb = poster_jpeg(card.thumbnail, POSTER_WIDTH)
             poster = f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" if thumb else ""
             href = link(card)
             if href:
@@ -322,10 +325,14 @@ class Gallery(anywidget.AnyWidget):
             self.cancel_all()
         elif content.get("type") == "open" and isinstance(index, int):
             self.open_player(index)
-        elif content.get("type") == "poster" and card is not None:
-            self.send({"type": "poster", "index": index}, [_jpeg(card.thumbnail)])
-        elif content.get("type") == "video" and card is not None and card.path is not None:
-            send_file(self, card.path, {"type": "video-chunk", "index": index})
+        elif content.get("type") == "poster":  # every request is answered: the front end never waits in vain
+            poster = poster_jpeg(card.thumbnail, POSTER_WIDTH) if card is not None else b""
+            if poster:
+                self.send({"type": "poster", "index": index}, [poster])
+            else:
+                self.send({"type": "poster-error", "index": index, "message": "no poster for this video"})
+        elif content.get("type") == "video":
+            send_file(self, card.path if card is not None else None, {"index": index})
 
 
 def sweep(

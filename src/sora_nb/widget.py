@@ -11,8 +11,10 @@ import base64
 import html
 import io
 import logging
+import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ import traitlets
 from PIL import Image
 
 from sora_nb import errors
+from sora_nb.cache import open_asset
+from sora_nb.client import MAX_IMAGE_PIXELS, one_line
 from sora_nb.config import LOCAL_LABEL
 from sora_nb.jobs import Job
 
@@ -32,7 +36,9 @@ STATIC = Path(__file__).parent / "static"
 CHUNK_BYTES = 4 * 1024 * 1024
 MIN_INTERVAL = 0.1  # at most 10 state updates per second
 POSTER_WIDTH = 320
+POSTER_FORMATS = ("WEBP", "PNG", "JPEG")  # what the client accepts as a thumbnail
 TERMINAL = ("completed", "failed", "cancelled")
+_decoding = threading.Lock()  # warnings.catch_warnings() changes process-wide state
 
 
 def hint_for(error: errors.SoraError) -> str:
@@ -63,17 +69,41 @@ def _epoch_ms(monotonic: float | None) -> float:
     return (time.time() - (time.monotonic() - monotonic)) * 1000
 
 
-def _poster(path: Path | None) -> str:
+def poster_jpeg(path: Path | None, width: int = POSTER_WIDTH) -> bytes:
+    """A JPEG poster at most ``width`` wide made from a cached image; ``b""`` when there is none or it cannot be
+    read safely (not an image, truncated, a link, or declaring more than ``MAX_IMAGE_PIXELS``: a tiny file may
+    declare a decompression bomb). The size comes from the header, before anything is decoded."""
     if path is None:
-        return ""
+        return b""
     try:
-        with Image.open(path) as image:
-            image.thumbnail((POSTER_WIDTH, POSTER_WIDTH * 4))
-            out = io.BytesIO()
-            image.convert("RGB").save(out, "JPEG", quality=70)
-    except OSError:
-        return ""
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+        with _decoding, warnings.catch_warnings(), open_asset(path) as f:
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f, formats=POSTER_FORMATS) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"it declares {image.width}x{image.height} pixels")
+                image.draft("RGB", (width, width * 4))  # a JPEG decodes at a fraction of its size
+                image.thumbnail((width, width * 4))
+                out = io.BytesIO()
+                image.convert("RGB").save(out, "JPEG", quality=70)
+    except Exception as exc:  # whatever untrusted bytes do to a decoder, only the poster is lost
+        log.warning("sora_nb: no poster from %s (%s: %s)", path, type(exc).__name__, one_line(str(exc), 200))
+        return b""
+    return out.getvalue()
+
+
+def _poster(path: Path | None) -> str:
+    jpeg = poster_jpeg(path)
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode() if jpeg else ""
+
+
+def _embedded(path: Path) -> bytes:
+    """The cached MP4's bytes for ``embed=True``, or ``b""`` (logged) when it is gone or not the cache's own."""
+    try:
+        with open_asset(path) as f:
+            return f.read()
+    except OSError as exc:
+        log.warning("sora_nb: not embedding %s: %s", path, exc)
+        return b""
 
 
 def _in_notebook() -> bool:
@@ -85,15 +115,33 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def send_file(widget: anywidget.AnyWidget, path: Path, header: dict[str, Any]) -> int:
-    """Stream a file to a widget's front end as binary messages of at most 4 MiB (``header`` plus ``part``,
-    ``count``, ``size``), reading one chunk at a time; returns the number of messages."""
-    size = path.stat().st_size
-    count = max(1, -(-size // CHUNK_BYTES))
-    with path.open("rb") as f:
-        for part in range(count):
-            widget.send({**header, "part": part, "count": count, "size": size}, [f.read(CHUNK_BYTES)])
-    return count
+def send_file(widget: anywidget.AnyWidget, path: Path | None, address: dict[str, Any]) -> int:
+    """Stream a cached MP4 to a widget's front end as ``video-chunk`` messages of at most 4 MiB (``address`` plus
+    ``part``, ``count``, ``size``), reading one chunk at a time; returns the number of chunks.
+
+    Without a file to send (none, removed since, or a link) the answer is one ``video-error`` message with what
+    happened and what to do, so the front end never waits for a video that will not come.
+    """
+    message = "The video file is not in the cache (not downloaded yet, or removed since): run the cell again."
+    try:
+        if path is not None:
+            with open_asset(path) as f:
+                size = os.fstat(f.fileno()).st_size
+                count = max(1, -(-size // CHUNK_BYTES))
+                for part in range(count):
+                    chunk = f.read(CHUNK_BYTES)
+                    widget.send({"type": "video-chunk", **address, "part": part, "count": count, "size": size}, [chunk])
+                return count
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("sora_nb: not sending %s: %s", path, exc)
+        message = (
+            f"The cached video was not sent: {one_line(str(exc), 200)}. A shared cache may hold links to other "
+            "people's files: run the cell again to download a copy of its own."
+        )
+    widget.send({"type": "video-error", **address, "message": message})
+    return 0
 
 
 class Throttle:
@@ -263,7 +311,7 @@ class VideoJob(anywidget.AnyWidget):
         if job.status == "completed" and not self.poster:
             state["poster"] = _poster(job.thumbnail)
             if self.embed and job.path is not None:
-                state["embedded"] = job.path.read_bytes()
+                state["embedded"] = _embedded(job.path)
         if job.status in ("failed", "cancelled") and job.error is not None:
             state["error_code"] = job.error.code or type(job.error).__name__
             state["error_message"] = str(job.error)
@@ -285,11 +333,9 @@ class VideoJob(anywidget.AnyWidget):
             self.remix(content["prompt"])
 
     def send_video(self) -> int:
-        """Send the cached MP4 to the front end in chunks of at most 4 MiB; returns the number of chunks."""
-        path, video_id = self._job.path, self._job.id
-        if path is None or video_id is None or not path.is_file():
-            return 0
-        return send_file(self, path, {"type": "video-chunk", "id": video_id})
+        """Send the cached MP4 to the front end in chunks of at most 4 MiB (or one ``video-error`` answer when
+        there is none); returns the number of chunks."""
+        return send_file(self, self._job.path, {"id": self._job.id or ""})
 
     def retry(self) -> None:
         """Start a new job for the same request (only when asked: it may cost money) and show it here."""
@@ -311,8 +357,9 @@ class VideoJob(anywidget.AnyWidget):
         job = self._job
         poster = _poster(job.thumbnail) if job.status == "completed" else ""
         media = f'<img src="{poster}" alt="poster" style="max-width:320px;border-radius:6px">' if poster else ""
-        if self.embed and job.path is not None and job.status == "completed":
-            data = base64.b64encode(job.path.read_bytes()).decode()
+        embedded = _embedded(job.path) if self.embed and job.path is not None and job.status == "completed" else b""
+        if embedded:
+            data = base64.b64encode(embedded).decode()
             media = f'<video controls playsinline src="data:video/mp4;base64,{data}" style="max-width:100%"></video>'
         label = f" · {html.escape(job.backend)}" if job.backend else ""
         return (

@@ -35,21 +35,29 @@ function render({ model, el: root }) {
   const urls = new Map();      // index -> blob URL of the video
   const posters = new Map();   // index -> blob URL of the poster
   const parts = new Map();     // index -> received chunks
-  const waiting = new Map();   // index -> callbacks waiting for the video
+  const waiting = new Map();   // index -> {resolve, reject} of the callers waiting for the video
   const selected = new Set();
   const nodes = [];
 
+  // The kernel answers every request: the video's chunks, or a "video-error" that rejects (asked anew next time).
   function videoUrl(index) {
     if (urls.has(index)) return Promise.resolve(urls.get(index));
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       if (!waiting.has(index)) { waiting.set(index, []); model.send({ type: "video", index }); }
-      waiting.get(index).push(resolve);
+      waiting.get(index).push({ resolve, reject });
     });
+  }
+
+  function showNote(frame, text) {
+    frame.replaceChildren(el("div", { class: "sora-g-note", role: "status", text }));
   }
 
   function onMessage(msg, buffers) {
     if (!msg) return;
-    if (msg.type === "poster") {
+    if (msg.type === "poster-error") {
+      const node = nodes[msg.index];
+      if (node && !node.frame.querySelector("video")) showNote(node.frame, "no poster");  // answered: none will come
+    } else if (msg.type === "poster") {
       const bytes = toBytes(buffers && buffers[0]);
       if (!bytes.length) return;
       const url = URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }));
@@ -64,9 +72,13 @@ function render({ model, el: root }) {
         const url = URL.createObjectURL(new Blob(got, { type: "video/mp4" }));
         urls.set(msg.index, url);
         parts.delete(msg.index);
-        for (const resolve of waiting.get(msg.index) || []) resolve(url);
+        for (const { resolve } of waiting.get(msg.index) || []) resolve(url);
         waiting.delete(msg.index);
       }
+    } else if (msg.type === "video-error") {
+      parts.delete(msg.index);
+      for (const { reject } of waiting.get(msg.index) || []) reject(new Error(msg.message || "no video"));
+      waiting.delete(msg.index);
     }
   }
 
@@ -100,13 +112,20 @@ function render({ model, el: root }) {
       if (model.get("cards")[index].status !== "completed" || frame.querySelector("video")) return;
       const video = el("video", { muted: "", loop: "", autoplay: "", playsinline: "", class: "sora-g-video" });
       video.muted = true;
-      video.src = await videoUrl(index);
+      try {
+        video.src = await videoUrl(index);
+      } catch (error) {
+        card.dataset.video = "error";
+        showNote(frame, error.message);  // instead of a player that waits forever
+        return;
+      }
+      delete card.dataset.video;
       frame.replaceChildren(video);
     };
     frame.addEventListener("click", play);
     card.addEventListener("keydown", (e) => { if (e.key === "Enter") play(); });
     seen.observe(card);
-    return { card, img, labelText, status, bar, fill, pick, open, play };
+    return { card, frame, img, labelText, status, bar, fill, pick, open, play };
   }
 
   function update() {
@@ -151,11 +170,17 @@ function render({ model, el: root }) {
     const videos = [];
     for (const i of chosen) {
       const c = model.get("cards")[i];
+      const caption = el("figcaption", { text: c.label || c.prompt });
       const video = el("video", { controls: "", playsinline: "", muted: "", class: "sora-g-big" });
       video.muted = true;
-      video.src = await videoUrl(i);
+      try {
+        video.src = await videoUrl(i);
+      } catch (error) {
+        row.append(el("figure", {}, caption, el("div", { class: "sora-g-note", role: "status", text: error.message })));
+        continue;
+      }
       videos.push(video);
-      row.append(el("figure", {}, el("figcaption", { text: c.label || c.prompt }), video));
+      row.append(el("figure", {}, caption, video));
     }
     let syncing = false;
     const mirror = (source, action) => {
@@ -169,7 +194,7 @@ function render({ model, el: root }) {
       v.addEventListener("pause", () => mirror(v, (o) => o.pause()));
       v.addEventListener("seeked", () => mirror(v, (o) => { if (Math.abs(o.currentTime - v.currentTime) > 0.05) o.currentTime = v.currentTime; }));
     }
-    playAll.addEventListener("click", () => (videos[0].paused ? videos[0].play() : videos[0].pause()));
+    playAll.addEventListener("click", () => { const v = videos[0]; if (v) v.paused ? v.play() : v.pause(); });
     close.addEventListener("click", () => { viewer.hidden = true; viewer.replaceChildren(); });
     viewer.replaceChildren(el("div", { class: "sora-g-tools" }, playAll, close), row);
     viewer.hidden = false;

@@ -117,7 +117,14 @@ function render({ model, el: root }) {
   }
 
   function onMessage(msg, buffers) {
-    if (!msg || msg.type !== "video-chunk" || msg.id !== model.get("video_id")) return;
+    if (!msg || msg.id !== model.get("video_id")) return;
+    if (msg.type === "video-error") {  // the kernel has no file to send: say so now instead of waiting
+      clearTimeout(loadTimer);
+      chunks = [];
+      note.textContent = msg.message || "The video could not be loaded from the kernel.";
+      return;
+    }
+    if (msg.type !== "video-chunk") return;
     chunks[msg.part] = toBytes(buffers && buffers[0]);
     if (chunks.filter(Boolean).length === msg.count) {
       clearTimeout(loadTimer);
