@@ -30,7 +30,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from sora_nb.server import DEFAULT_KEY, ServerHandle, start
+from sora_nb.server import DEFAULT_KEY, ServerHandle
 from tests.helpers import client_for, wait_for
 from tests.reliability.test_bad_input import Reply, Responder, _closed_port, _Hostile, hostile
 from tests.test_cli import _launch
@@ -146,8 +146,8 @@ def test_non_public_image_url_is_refused_before_connecting(
 ) -> None:
     """Default loopback server, default key: the address check refuses before any connection is attempted."""
     message = _refused(_create(server, target.format(port=_closed_port())))
-    assert message.startswith(GENERIC) and "public" in message
     assert connects == [], f"the server tried to connect for {target}"
+    assert message.startswith(GENERIC) and "public" in message
     record(target=target, status=400, connections=len(connects))
 
 
@@ -290,7 +290,7 @@ def test_public_url_is_the_origin_of_every_handed_out_url(make_server: Callable[
     assert location.startswith(f"http://classroom-pc.test:{cdn_port}/cdn/"), location
     for bad in ("http://0.0.0.0:8000", "ftp://classroom-pc.test", "http://[::]:8000/", "http://h.test/?a=1"):
         with pytest.raises(ValueError, match="--public-url"):
-            start(host="0.0.0.0", key="class-key", public_url=bad)
+            make_server(host="0.0.0.0", key="class-key", public_url=bad)
 
 
 KEY_LINE = re.compile(r"key:\s+(\S+)")

@@ -48,7 +48,7 @@ def default_data_dir() -> Path:
 
 @dataclass
 class ServerConfig:
-    """Settings of a local server; every field but ``allow_private_inputs`` has a CLI flag of the same name.
+    """Settings of a local server; the CLI flags of ``sora-nb serve`` carry the same names.
 
     ``key`` None means ``sora-nb-local`` on loopback and a random key beyond it; ``allow_remote_inputs`` None
     means on when listening on loopback only. ``allow_private_inputs`` is for tests: networks (``"127.0.0.1"``)
@@ -117,6 +117,7 @@ class VideosServer:
         self.key: str = config.key
         self.dialect: Dialect = get_dialect(config.dialect)
         self.faults = Faults.parse(config.faults)
+        self.fetch_policy = FetchPolicy.of(bool(config.allow_remote_inputs), config.allow_private_inputs)
         self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
         retention = self.faults.expire if self.faults.expire is not None else config.retention
         self.store = Store(
@@ -128,7 +129,6 @@ class VideosServer:
             id_prefix=self.dialect.id_prefix,
             base64_ids=self.dialect.base64_ids,
         )
-        self.fetch_policy = FetchPolicy.of(bool(config.allow_remote_inputs), config.allow_private_inputs)
         self.cdn_port: int | None = None
         self.cdn_rejected_headers: list[str] = []
         self.bytes_sent: Counter[tuple[str, str]] = Counter()  # body bytes sent per (video ID, variant)
