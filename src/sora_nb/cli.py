@@ -24,7 +24,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="dialects:\n" + "\n".join(f"  {d.name:13} {d.summary}" for d in DIALECTS.values()),
     )
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1); 0.0.0.0 serves the network (a classroom) and then needs "
+        "a key of your own or prints a random one",
+    )
     s.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
     s.add_argument("--dialect", default="openai", choices=list(DIALECTS), help="API dialect (default: openai)")
     s.add_argument(
@@ -36,7 +41,26 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--data-dir", type=Path, default=None, help=f"where jobs and videos persist (default: {default_data_dir()})"
     )
-    s.add_argument("--key", default=None, help=f"API key callers must send (default: {DEFAULT_KEY})")
+    s.add_argument(
+        "--key",
+        default=None,
+        help=f"API key callers must send (default: {DEFAULT_KEY} on loopback; beyond loopback a random key, "
+        "printed once)",
+    )
+    s.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="the address other machines reach this server at, e.g. http://classroom-pc.local:8000; used in "
+        "the URLs the server hands out (default: the host each request was sent to)",
+    )
+    s.add_argument(
+        "--allow-remote-inputs",
+        action="store_true",
+        default=None,
+        help="fetch http(s) image_url inputs (public addresses only) even when listening beyond loopback "
+        "(on loopback they are always fetched)",
+    )
     s.add_argument(
         "--faults", default=None, help="inject faults, e.g. '5xx=0.3,429=0.1,drop=0.5,stall=3,expire=60,json200,seed=7'"
     )
@@ -88,11 +112,20 @@ def _parser() -> argparse.ArgumentParser:
 def _announce(key_given: bool) -> object:
     def announce(handle: ServerHandle) -> None:
         key = "(the one given with --key)" if key_given else handle.key
-        print(f"sora_nb local preview server ({handle.dialect} dialect) listening on {handle.base_url}", flush=True)
+        where = handle.base_url
+        if handle.public_base_url != handle.base_url:
+            where = f"{handle.public_base_url} (on this machine: {handle.base_url})"
+        print(f"sora_nb local preview server ({handle.dialect} dialect) listening on {where}", flush=True)
         print(f"  key:  {key}", flush=True)
+        if not key_given and handle.key != DEFAULT_KEY:
+            print(
+                "        (made for this run: give it to the people who connect, or choose one with --key)", flush=True
+            )
         print(f"  data: {handle.data_dir}", flush=True)
         if handle.cdn_url:
             print(f"  cdn:  {handle.cdn_url} (signed download URLs)", flush=True)
+        if not handle.app.config.allow_remote_inputs:
+            print("  image_url inputs from the network are off (--allow-remote-inputs turns them on)", flush=True)
         print("Videos are synthetic previews, not a real model. Press Ctrl+C to stop.", flush=True)
 
     return announce
@@ -103,12 +136,14 @@ def _serve(args: argparse.Namespace) -> int:
         dialect=args.dialect,
         speed=args.speed,
         data_dir=args.data_dir,
-        key=args.key or DEFAULT_KEY,
+        key=args.key or None,
         faults=args.faults,
         retention=args.retention,
         max_active=args.max_active,
         blocked_words=tuple(w.strip() for w in args.blocked_words.split(",") if w.strip()),
         poll_hint=not args.no_poll_hint,
+        allow_remote_inputs=args.allow_remote_inputs,
+        public_url=args.public_url,
     )
     try:
         serve(config, host=args.host, port=args.port, log_level=args.log_level, announce=_announce(bool(args.key)))

@@ -533,8 +533,8 @@ def test_server_honours_the_openapi_contract(
         case.body = _real(case.body, live)
         reference = case.body.get("input_reference")
         if isinstance(reference, dict) and str(reference.get("image_url", "")).lower().startswith("http"):
-            # Stay hermetic: the server would fetch a generated URL (https://0.com) from the internet. A closed
-            # local port still takes it through the fetch-failure path.
+            # Stay hermetic: the server would fetch a generated URL (https://0.com) from the internet. A loopback
+            # URL takes it through the fetch-failure path (refused by the address check, nothing connects).
             case.body["input_reference"] = {**reference, "image_url": "http://127.0.0.1:9/reference.png"}
     headers = {"Authorization": f"Bearer {live.handle.key}"}
     response = case.call(base_url=live.handle.base_url, headers=headers, timeout=30)

@@ -10,10 +10,10 @@ import re
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 import platformdirs
@@ -26,11 +26,13 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from sora_nb.server import params
+from sora_nb.server.addresses import authority, hostname, is_loopback, is_wildcard
 from sora_nb.server.content import serve_file
 from sora_nb.server.dialects import Dialect, get_dialect, video_record
 from sora_nb.server.errors import ApiError, invalid
 from sora_nb.server.faults import Faults
 from sora_nb.server.inputs import image_bytes, image_png, uploaded_video
+from sora_nb.server.remote import FetchPolicy
 from sora_nb.server.store import ASSETS, JobRecord, Store, VideoState, safe_key
 
 DEFAULT_KEY = "sora-nb-local"
@@ -46,12 +48,19 @@ def default_data_dir() -> Path:
 
 @dataclass
 class ServerConfig:
-    """Settings of a local server; every field has a CLI flag of the same name."""
+    """Settings of a local server; the CLI flags of ``sora-nb serve`` carry the same names.
+
+    ``key`` None means ``sora-nb-local`` on loopback and a random key beyond it; ``allow_remote_inputs`` None
+    means on when listening on loopback only. ``allow_private_inputs`` is for tests: networks (``"127.0.0.1"``)
+    that ``image_url`` may reach although they are not public. It makes the server a way into those networks,
+    so never set it on a server others can reach. ``public_url`` is the origin clients reach the server at
+    (``http://classroom-pc.local:8000``); the URLs the server hands out use it.
+    """
 
     dialect: str = "openai"
     speed: float = 1.0
     data_dir: Path | None = None
-    key: str = field(default=DEFAULT_KEY, repr=False)
+    key: str | None = field(default=None, repr=False)
     faults: str | None = None
     retention: float = 86400.0
     max_active: int = 32
@@ -59,19 +68,56 @@ class ServerConfig:
     render_workers: int = 2
     cdn_ttl: float = 300.0
     poll_hint: bool = True
+    allow_remote_inputs: bool | None = None
+    allow_private_inputs: tuple[str, ...] = ()
+    public_url: str | None = None
+
+    def bound(self, address: str) -> ServerConfig:
+        """This config with the defaults that depend on where the server listens filled in for ``address``
+        (the bound IP); ValueError for the public default key or an unusable ``public_url`` beyond loopback."""
+        local = is_loopback(address)
+        if not local and self.key == DEFAULT_KEY:
+            raise ValueError(
+                f"the key {DEFAULT_KEY!r} is public, so a server listening beyond loopback ({address}) cannot use "
+                "it; give a key of your own (--key, or key= in start()), or leave it out to get a random one"
+            )
+        if self.public_url is not None:
+            _check_public_url(self.public_url)
+        return replace(
+            self,
+            key=self.key if self.key is not None else DEFAULT_KEY if local else secrets.token_urlsafe(16),
+            allow_remote_inputs=local if self.allow_remote_inputs is None else self.allow_remote_inputs,
+        )
+
+
+def _check_public_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or is_wildcard(parts.hostname):
+        raise ValueError(
+            f"--public-url {url[:200]!r} must be an http(s) URL with a host other machines can reach, "
+            "like http://classroom-pc.local:8000"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"--public-url {url[:200]!r} must hold no query, fragment or user name")
 
 
 class VideosServer:
-    """The local Videos API (ASGI callable); a second port, if given, serves the signed-URL CDN origin."""
+    """The local Videos API (ASGI callable); a second port, if given, serves the signed-URL CDN origin.
 
-    def __init__(self, config: ServerConfig) -> None:
+    ``address`` is the IP the server listens on: beyond loopback, the key and remote inputs get safe defaults.
+    """
+
+    def __init__(self, config: ServerConfig, address: str = "127.0.0.1") -> None:
+        config = config.bound(address)
         if not config.key:
             raise ValueError("the server key cannot be empty")
         if config.max_active < 1:
             raise ValueError("max_active must be at least 1")
         self.config = config
+        self.key: str = config.key
         self.dialect: Dialect = get_dialect(config.dialect)
         self.faults = Faults.parse(config.faults)
+        self.fetch_policy = FetchPolicy.of(bool(config.allow_remote_inputs), config.allow_private_inputs)
         self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
         retention = self.faults.expire if self.faults.expire is not None else config.retention
         self.store = Store(
@@ -84,7 +130,6 @@ class VideosServer:
             base64_ids=self.dialect.base64_ids,
         )
         self.cdn_port: int | None = None
-        self.cdn_url: str | None = None
         self.cdn_rejected_headers: list[str] = []
         self.bytes_sent: Counter[tuple[str, str]] = Counter()  # body bytes sent per (video ID, variant)
         self._secret = secrets.token_bytes(32)
@@ -142,7 +187,7 @@ class VideosServer:
 
     # ----- gate: auth, api-version, injected 429/5xx ----------------------------------------------------------
     def _authorized(self, request: Request) -> bool:
-        key = self.config.key
+        key = self.key
         if self.dialect.auth == "api-key":
             given = request.headers.get("api-key", "")
             return hmac.compare_digest(given.encode(), key.encode())
@@ -220,8 +265,23 @@ class VideosServer:
             )
         return job, state
 
+    def _origin(self, request: Request, port: int | None = None) -> str:
+        """Where clients reach this server (on ``port`` if given): ``public_url``, else the host the request
+        was sent to; never a wildcard address such as 0.0.0.0, which no client can connect to."""
+        if self.config.public_url:
+            public = urlsplit(self.config.public_url)
+            if port is None:
+                return self.config.public_url.rstrip("/")
+            return f"{public.scheme}://{authority(public.hostname or '', port)}"
+        url = request.url
+        host = url.hostname or ""
+        if is_wildcard(host):  # the client itself dialled 0.0.0.0: answer with the address it reached
+            server = request.scope.get("server")
+            host = str(server[0]) if server else hostname()
+        return f"{url.scheme}://{authority(host, port or url.port)}"
+
     def _content_url(self, request: Request, video_id: str) -> str:
-        return str(request.base_url).rstrip("/") + f"{self.dialect.prefix}/videos/{_quote(video_id)}/content"
+        return self._origin(request) + f"{self.dialect.prefix}/videos/{_quote(video_id)}/content"
 
     def _video(self, request: Request, job: JobRecord, *, created: bool = False) -> JSONResponse:
         state = self.store.state(job)
@@ -262,7 +322,7 @@ class VideosServer:
                 "preview": True,
                 "note": "sora_nb local preview server: synthetic videos, not a real model.",
                 "dialect": self.dialect.name,
-                "api": str(request.base_url).rstrip("/") + self.dialect.prefix,
+                "api": self._origin(request) + self.dialect.prefix,
             }
         )
 
@@ -302,7 +362,8 @@ class VideosServer:
             )
         png = None
         if image_value not in (None, ""):
-            png = image_png(await image_bytes(image_value, self.store, image_param), width, height, image_param)
+            raw = await image_bytes(image_value, self.store, image_param, policy=self.fetch_policy)
+            png = image_png(raw, width, height, image_param)
         self._check_capacity()
         job = self.store.create(
             kind="generate",
@@ -495,8 +556,8 @@ class VideosServer:
                 f"Video {job.id!r} expired at {int(state.expires_at or 0)} and its files are gone; generate it again.",
                 code="video_expired",
             )
-        if self.dialect.content_redirect and self.cdn_url:
-            return RedirectResponse(self._signed_url(job, variant), status_code=302)
+        if self.dialect.content_redirect and self.cdn_port is not None:
+            return RedirectResponse(self._signed_url(request, job, variant), status_code=302)
         return await self._serve(request, job, variant)
 
     async def _serve(self, request: Request, job: JobRecord, variant: str) -> Response:
@@ -525,9 +586,10 @@ class VideosServer:
         message = f"{key}/{variant}/{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def _signed_url(self, job: JobRecord, variant: str) -> str:
+    def _signed_url(self, request: Request, job: JobRecord, variant: str) -> str:
         key, expires = safe_key(job.id), int(time.time() + self.config.cdn_ttl)
-        return f"{self.cdn_url}/cdn/{key}/{variant}?expires={expires}&sig={self._sign(key, variant, expires)}"
+        origin = self._origin(request, self.cdn_port)
+        return f"{origin}/cdn/{key}/{variant}?expires={expires}&sig={self._sign(key, variant, expires)}"
 
     async def _cdn_get(self, request: Request) -> Response:
         key, variant = request.path_params["key"], request.path_params["variant"]

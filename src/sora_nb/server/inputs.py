@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
 from sora_nb.server.engines.synthetic import RenderError, VideoInfo, probe_video
 from sora_nb.server.errors import invalid
+from sora_nb.server.remote import FetchPolicy, fetch_image
 from sora_nb.server.store import Store
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -25,32 +25,6 @@ MAX_VIDEO_BYTES = 64 * 1024 * 1024
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_SOURCE_SECONDS = 20.5
 MAX_SOURCE_SIDE = 1920
-
-
-async def _fetch(url: str, param: str) -> bytes:
-    try:
-        async with (
-            httpx.AsyncClient(timeout=10.0, follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise invalid(
-                    f"Fetching {param} answered HTTP {response.status_code}; give a reachable image URL.",
-                    param=param,
-                    code="invalid_image_url",
-                )
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > MAX_IMAGE_BYTES:
-                    raise invalid(f"The image at {param} is larger than 20 MiB.", param=param, code="image_too_large")
-            return bytes(data)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise invalid(
-            f"Could not fetch {param} ({type(exc).__name__}); give a reachable URL, a data URL, or upload the file.",
-            param=param,
-            code="invalid_image_url",
-        ) from None
 
 
 def _data_url(url: str, param: str) -> bytes:
@@ -67,8 +41,9 @@ def _data_url(url: str, param: str) -> bytes:
         raise invalid(f"{param} holds invalid base64 data.", param=param, code="invalid_image_url") from None
 
 
-async def image_bytes(value: Any, store: Store, param: str = "input_reference") -> bytes:
-    """The raw bytes of a reference image given as upload, ``{image_url}``, ``{file_id}``, URL or data URL."""
+async def image_bytes(value: Any, store: Store, param: str = "input_reference", *, policy: FetchPolicy) -> bytes:
+    """The raw bytes of a reference image given as upload, ``{image_url}``, ``{file_id}``, URL or data URL;
+    ``policy`` says whether and where an http(s) URL may be fetched."""
     if isinstance(value, UploadFile):
         data = await value.read(MAX_IMAGE_BYTES + 1)
         if len(data) > MAX_IMAGE_BYTES:
@@ -96,7 +71,7 @@ async def image_bytes(value: Any, store: Store, param: str = "input_reference") 
     if url.startswith("data:"):
         return _data_url(url, f"{param}.image_url")
     if url.startswith(("http://", "https://")):
-        return await _fetch(url, f"{param}.image_url")
+        return await fetch_image(url, f"{param}.image_url", policy, MAX_IMAGE_BYTES)
     raise invalid(f"{param}.image_url must be an http(s) URL or a data URL.", param=param, code="invalid_image_url")
 
 

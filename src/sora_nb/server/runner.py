@@ -12,7 +12,8 @@ from typing import Any
 
 import uvicorn
 
-from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, VideosServer
+from sora_nb.server.addresses import authority, hostname, is_wildcard, reachable_host
+from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, ServerConfig, VideosServer
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -31,24 +32,44 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _origin(host: str, sock: socket.socket) -> str:
-    port = sock.getsockname()[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    """The URL this machine reaches ``sock`` at (over loopback when ``host`` is a wildcard address)."""
+    return f"http://{authority(reachable_host(host), sock.getsockname()[1])}"
+
+
+def _public_origin(config: ServerConfig, host: str, sock: socket.socket) -> str:
+    """The URL other machines reach ``sock`` at: ``public_url``, else this machine's name for a wildcard bind."""
+    if config.public_url:
+        return config.public_url.rstrip("/")
+    if is_wildcard(host):
+        return f"http://{authority(hostname(), sock.getsockname()[1])}"
+    return _origin(host, sock)
 
 
 class ServerHandle:
-    """A running local server: ``url``, ``base_url`` (what a client needs), ``key``, ``stop()``.
+    """A running local server: ``url``, ``base_url`` (what a client on this machine needs), ``public_base_url``
+    (what other machines need), ``key``, ``stop()``.
 
     Use it as a context manager to stop the server on exit. The key is not part of the repr.
     """
 
-    def __init__(self, app: VideosServer, server: uvicorn.Server, thread: threading.Thread | None, url: str) -> None:
+    def __init__(
+        self,
+        app: VideosServer,
+        server: uvicorn.Server,
+        thread: threading.Thread | None,
+        url: str,
+        *,
+        public_url: str | None = None,
+        cdn_url: str | None = None,
+    ) -> None:
         self.app = app
         self.url = url
         self.base_url = url + app.dialect.prefix
-        self.key = app.config.key
+        self.public_base_url = (public_url or url) + app.dialect.prefix
+        self.key = app.key
         self.dialect = app.dialect.name
         self.data_dir = app.data_dir
-        self.cdn_url = app.cdn_url
+        self.cdn_url = cdn_url
         self._server = server
         self._thread = thread
 
@@ -78,14 +99,20 @@ class ServerHandle:
 
 def _prepare(
     config: ServerConfig, host: str, port: int, log_level: str
-) -> tuple[VideosServer, uvicorn.Server, list[socket.socket], str]:
+) -> tuple[VideosServer, uvicorn.Server, list[socket.socket], dict[str, str]]:
+    """The app, its uvicorn server, the bound sockets and the handle's URLs (``url``, ``public_url``, ``cdn_url``)."""
     main = _bind(host, port)
     sockets = [main]
-    app = VideosServer(config)
+    try:
+        app = VideosServer(config, main.getsockname()[0])
+    except ValueError:
+        main.close()
+        raise
+    urls = {"url": _origin(host, main), "public_url": _public_origin(app.config, host, main)}
     if app.dialect.content_redirect:
         cdn = _bind(host, 0)
         sockets.append(cdn)
-        app.cdn_port, app.cdn_url = cdn.getsockname()[1], _origin(host, cdn)
+        app.cdn_port, urls["cdn_url"] = cdn.getsockname()[1], _origin(host, cdn)
     uv_config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -94,7 +121,7 @@ def _prepare(
         timeout_graceful_shutdown=2,
         timeout_keep_alive=30,
     )
-    return app, uvicorn.Server(uv_config), sockets, _origin(host, main)
+    return app, uvicorn.Server(uv_config), sockets, urls
 
 
 def start(
@@ -104,16 +131,23 @@ def start(
     dialect: str = "openai",
     speed: float = 1.0,
     data_dir: str | Path | None = None,
-    key: str = DEFAULT_KEY,
+    key: str | None = None,
     faults: str | None = None,
     retention: float = 86400.0,
     max_active: int = 32,
     blocked_words: tuple[str, ...] = DEFAULT_BLOCKED_WORDS,
     render_workers: int = 2,
     poll_hint: bool = True,
+    allow_remote_inputs: bool | None = None,
+    allow_private_inputs: tuple[str, ...] = (),
+    public_url: str | None = None,
     log_level: str = "warning",
 ) -> ServerHandle:
-    """Start a local Videos API server in a background thread and return its handle once it listens."""
+    """Start a local Videos API server in a background thread and return its handle once it listens.
+
+    Beyond loopback (``host="0.0.0.0"``) ``key`` None means a random key (``handle.key``) and ``image_url``
+    inputs are fetched only with ``allow_remote_inputs=True``; see :class:`ServerConfig`.
+    """
     config = ServerConfig(
         dialect=dialect,
         speed=speed,
@@ -125,23 +159,26 @@ def start(
         blocked_words=tuple(blocked_words),
         render_workers=render_workers,
         poll_hint=poll_hint,
+        allow_remote_inputs=allow_remote_inputs,
+        allow_private_inputs=tuple(allow_private_inputs),
+        public_url=public_url,
     )
-    app, server, sockets, url = _prepare(config, host, port, log_level)
+    app, server, sockets, urls = _prepare(config, host, port, log_level)
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="sora-nb-local-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             app.close()
-            raise RuntimeError(f"the local server did not start on {url}; see the log above")
+            raise RuntimeError(f"the local server did not start on {urls['url']}; see the log above")
         time.sleep(0.01)
-    return ServerHandle(app, server, thread, url)
+    return ServerHandle(app, server, thread, **urls)
 
 
 def serve(config: ServerConfig, *, host: str, port: int, log_level: str = "info", announce: Any = print) -> None:
     """Serve in the foreground until Ctrl+C, announcing the URL first."""
-    app, server, sockets, url = _prepare(replace(config), host, port, log_level)
-    handle = ServerHandle(app, server, None, url)
+    app, server, sockets, urls = _prepare(replace(config), host, port, log_level)
+    handle = ServerHandle(app, server, None, **urls)
     announce(handle)
     try:
         server.run(sockets=sockets)
