@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+from xml.sax.saxutils import escape
 
 import anyio
 import platformdirs
@@ -363,7 +364,8 @@ class VideosServer:
         png = None
         if image_value not in (None, ""):
             raw = await image_bytes(image_value, self.store, image_param, policy=self.fetch_policy)
-            png = image_png(raw, width, height, image_param)
+            # decoding and re-encoding takes tens of ms for a large image: off the event loop
+            png = await anyio.to_thread.run_sync(image_png, raw, width, height, image_param)
         self._check_capacity()
         job = self.store.create(
             kind="generate",
@@ -385,9 +387,7 @@ class VideosServer:
 
     async def _list(self, request: Request) -> Response:
         q = request.query_params
-        limit_text = q.get("limit", "20")
-        if not limit_text.isdigit() or not 0 <= int(limit_text) <= 100:
-            raise invalid("limit must be a whole number from 0 to 100.", param="limit")
+        limit = params.whole_number(q.get("limit", "20"), "limit", maximum=100)
         order = q.get("order", "desc")
         if order not in ("asc", "desc"):
             raise invalid("order must be 'asc' or 'desc'.", param="order")
@@ -401,7 +401,7 @@ class VideosServer:
             if after not in ids:
                 raise invalid(f"after: no video with id {after[:80]!r} (it may have been deleted).", param="after")
             start = ids.index(after) + 1
-        page = jobs[start : start + int(limit_text)]
+        page = jobs[start : start + limit]
         data = [
             video_record(self.store.state(job), self.dialect, content_url=self._content_url(request, job.id))
             for job in page
@@ -603,18 +603,18 @@ class VideosServer:
                 "query parameter, Signature query string parameter or the Authorization header "
                 "should be specified",
             )
-        expires_text, sig = request.query_params.get("expires", ""), request.query_params.get("sig", "")
-        if (
-            variant not in ASSETS
-            or not expires_text.isdigit()
-            or not hmac.compare_digest(sig, self._sign(key, variant, int(expires_text)))
-        ):
+        try:
+            expires = params.whole_number(request.query_params.get("expires", ""), "expires", maximum=2**63 - 1)
+        except ApiError as exc:
+            return _xml_error(exc.status, "AuthorizationQueryParametersError", exc.message)
+        sig = request.query_params.get("sig", "")
+        if variant not in ASSETS or not hmac.compare_digest(sig.encode(), self._sign(key, variant, expires).encode()):
             return _xml_error(
                 403,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
-        if int(expires_text) < time.time():
+        if expires < time.time():
             return _xml_error(403, "AccessDenied", "Request has expired")
         job = next((j for j in self.store.jobs() if safe_key(j.id) == key), None)
         if job is None:
@@ -627,7 +627,8 @@ def _quote(video_id: str) -> str:
 
 
 def _xml_error(status: int, code: str, message: str) -> Response:
-    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+    text = escape(message)  # it may quote a caller's query parameter
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{text}</Message></Error>'
     return Response(body, status_code=status, media_type="application/xml")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -12,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from sora_nb.server import params
 from sora_nb.server.errors import ApiError
 from sora_nb.server.faults import DownloadFault, Faults
 
 CHUNK_BYTES = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class InjectedDrop(Exception):
@@ -86,29 +85,34 @@ class FileResponse(Response):
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """The single range a ``Range`` header asks for; None to send the whole file (also for multi-ranges)."""
-    match = _RANGE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
+    """The single range a ``Range`` header asks for; None to send the whole file (also for multi-ranges).
+
+    A position that is not a plain number ("²", 5000 digits) makes the range unsatisfiable: a 416.
+    """
+    unit, _, ranges = header.strip().partition("=")
+    first, dash, last = (part.strip() for part in ranges.partition("-"))
+    if unit.lower() != "bytes" or "," in ranges or not dash or not (first or last):
         return None
-    first, last = match.group(1), match.group(2)
+    unsatisfiable = {"content-range": f"bytes */{size}"}
+
+    def position(text: str) -> int:
+        return params.whole_number(
+            text, "Range", maximum=2**63 - 1, status=416, code="range_not_satisfiable", headers=unsatisfiable
+        )
+
     if not first:
-        length = int(last)
+        length = position(last)
         if length == 0:
-            raise ApiError(
-                416,
-                "Range asks for zero bytes.",
-                code="range_not_satisfiable",
-                headers={"content-range": f"bytes */{size}"},
-            )
+            raise ApiError(416, "Range asks for zero bytes.", code="range_not_satisfiable", headers=unsatisfiable)
         return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
+    start = position(first)
+    end = min(position(last), size - 1) if last else size - 1
     if start >= size or end < start:
         raise ApiError(
             416,
-            f"Range {header.strip()!r} is outside the file ({size} bytes).",
+            f"Range {header.strip()[:80]!r} is outside the file ({size} bytes).",
             code="range_not_satisfiable",
-            headers={"content-range": f"bytes */{size}"},
+            headers=unsatisfiable,
         )
     return start, end
 

@@ -6,7 +6,6 @@ import base64
 import binascii
 import io
 import secrets
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
 from sora_nb.server.engines.synthetic import RenderError, VideoInfo, probe_video
-from sora_nb.server.errors import invalid
+from sora_nb.server.errors import ApiError, invalid
 from sora_nb.server.remote import FetchPolicy, fetch_image
 from sora_nb.server.store import Store
 
@@ -25,6 +24,7 @@ MAX_VIDEO_BYTES = 64 * 1024 * 1024
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 MAX_SOURCE_SECONDS = 20.5
 MAX_SOURCE_SIDE = 1920
+MAX_IMAGE_PIXELS = 1920 * 1080  # the largest size a model makes; an input image must match it
 
 
 def _data_url(url: str, param: str) -> bytes:
@@ -76,19 +76,25 @@ async def image_bytes(value: Any, store: Store, param: str = "input_reference", 
 
 
 def image_png(raw: bytes, width: int, height: int, param: str = "input_reference") -> bytes:
-    """Check that ``raw`` is a PNG, JPEG or WEBP of exactly ``width`` x ``height``; return it as RGB PNG."""
+    """Check that ``raw`` is a PNG, JPEG or WEBP of exactly ``width`` x ``height``; return it as RGB PNG.
+
+    The format and size are read from the image's header first (``Image.open`` decodes no pixels), so a small
+    file that declares 9000x9000 is refused without being decoded. Decoding is CPU work: call this off the
+    event loop.
+    """
+    unreadable = f"{param} is not a readable image; upload a PNG, JPEG or WEBP."
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
-            fmt = image.format
-            image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        image = Image.open(io.BytesIO(raw))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, if warnings are errors
+        raise _too_many_pixels(param, "declares", width, height) from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise invalid(unreadable, param=param, code="invalid_image") from None
+    if image.format not in IMAGE_FORMATS:
         raise invalid(
-            f"{param} is not a readable image; upload a PNG, JPEG or WEBP.", param=param, code="invalid_image"
-        ) from None
-    if fmt not in IMAGE_FORMATS:
-        raise invalid(f"{param} is a {fmt} image; upload a PNG, JPEG or WEBP.", param=param, code="invalid_image")
+            f"{param} is a {image.format} image; upload a PNG, JPEG or WEBP.", param=param, code="invalid_image"
+        )
+    if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
+        raise _too_many_pixels(param, f"is {image.size[0]}x{image.size[1]}, which is", width, height)
     if image.size != (width, height):
         raise invalid(
             f"{param} is {image.size[0]}x{image.size[1]} but the requested size is {width}x{height}; "
@@ -96,9 +102,22 @@ def image_png(raw: bytes, width: int, height: int, param: str = "input_reference
             param=param,
             code="invalid_image_dimensions",
         )
+    try:
+        rgb = image.convert("RGB")  # decodes: at most MAX_IMAGE_PIXELS pixels by now
+    except (OSError, ValueError):
+        raise invalid(unreadable, param=param, code="invalid_image") from None
     out = io.BytesIO()
-    image.convert("RGB").save(out, "PNG")
+    rgb.save(out, "PNG")
     return out.getvalue()
+
+
+def _too_many_pixels(param: str, what: str, width: int, height: int) -> ApiError:
+    return invalid(
+        f"{param} {what} more than {MAX_IMAGE_PIXELS:,} pixels (1920x1080), the most the local server reads; "
+        f"send an image of the requested size, {width}x{height}.",
+        param=param,
+        code="image_too_large",
+    )
 
 
 async def uploaded_video(upload: UploadFile, store: Store, param: str = "video") -> tuple[Path, VideoInfo]:

@@ -1,17 +1,20 @@
-"""Reading and validating request bodies the way the official service does, with each dialect's field names.
+"""Reading and validating requests the way the official service does, with each dialect's field names.
 
 A body (JSON, multipart or urlencoded) is read into one flat mapping; multipart keys in the SDK's bracket
-form (``input_reference[image_url]``, ``video[id]``, ``characters[][id]``) become nested values.
+form (``input_reference[image_url]``, ``video[id]``, ``characters[][id]``) become nested values. Its bytes
+are counted as they arrive, so no body grows past its cap whatever its headers say. Every number in a query
+parameter or header is read by :func:`whole_number`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +22,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
+from starlette.types import Message
 
 from sora_nb.server.dialects import Dialect
 from sora_nb.server.errors import ApiError, invalid
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a multipart or urlencoded body (an uploaded video is up to 64 MiB)
+MAX_JSON_BYTES = 1024 * 1024  # a JSON body: parsed in memory, where `[{},{},...]` grows about 30-fold
 MAX_PART_BYTES = 25 * 1024 * 1024
 MAX_PROMPT_CHARS = 32000
 SECONDS = (4, 8, 12, 16, 20)
@@ -89,11 +94,74 @@ def _nest(flat: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def whole_number(
+    text: str,
+    name: str,
+    *,
+    maximum: int,
+    status: int = 400,
+    code: str = "invalid_value",
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """``text`` (a query parameter or header) as a whole number from 0 to ``maximum``, else an ApiError.
+
+    Only ASCII digits, and no more of them than ``maximum`` has: ``str.isdigit`` and ``\\d`` accept "²" and
+    "٣", which ``int()`` rejects or reads, and ``int()`` of 5000 digits raises.
+    """
+    if text.isascii() and text.isdigit() and len(text) <= len(str(maximum)) and int(text) <= maximum:
+        return int(text)
+    raise ApiError(
+        status,
+        f"{name} must be a whole number from 0 to {maximum} (got {text[:20]!r}).",
+        code=code,
+        param=name,
+        headers=headers,
+    )
+
+
+def _too_large(dialect: Dialect, *, form: bool) -> ApiError:
+    """The 413 for a body past its cap, saying how to send the same request smaller."""
+    if form:
+        return ApiError(
+            413,
+            f"The request body is larger than {MAX_BODY_BYTES // 2**20} MiB, the limit for uploads; "
+            "send a smaller file.",
+            code="body_too_large",
+        )
+    image = (
+        'upload it as a multipart file (input_reference) or with POST /files and pass {"file_id": ...}'
+        if dialect.accepts_multipart
+        else "send one under about 750 KiB (a JPEG or WEBP of the requested size; base64 adds a third)"
+    )
+    return ApiError(
+        413,
+        f"The JSON body is larger than {MAX_JSON_BYTES // 2**20} MiB, the limit for JSON requests (the fields "
+        f"of a request take a few KiB). For a large reference image, {image}.",
+        code="body_too_large",
+    )
+
+
+def _capped(request: Request, limit: int, error: Callable[[], ApiError]) -> Request:
+    """``request`` whose body raises ``error()`` as soon as more than ``limit`` bytes have arrived.
+
+    The bytes are counted as they come, so a chunked body (no Content-Length) or one longer than its
+    Content-Length is stopped at the cap, not read whole first.
+    """
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise error()
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def read_body(request: Request, dialect: Dialect, *, multipart_only: bool = False) -> Body:
     """Read a JSON, multipart or urlencoded body; 4xx with a clear message for anything else."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES // 2**20} MiB.", code="body_too_large")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     is_form = ctype in ("multipart/form-data", "application/x-www-form-urlencoded")
     if is_form and not dialect.accepts_multipart:
@@ -102,9 +170,22 @@ async def read_body(request: Request, dialect: Dialect, *, multipart_only: bool 
             f"This endpoint (dialect {dialect.name}) accepts application/json bodies only; send the fields as JSON.",
             code="unsupported_media_type",
         )
+    if not is_form and (multipart_only or not dialect.accepts_json):
+        raise ApiError(
+            415,
+            f"This endpoint (dialect {dialect.name}) accepts multipart/form-data bodies only; "
+            "send the fields as form parts.",
+            code="unsupported_media_type",
+        )
+    limit = MAX_BODY_BYTES if is_form else MAX_JSON_BYTES
+    too_large = functools.partial(_too_large, dialect, form=is_form)
+    declared = request.headers.get("content-length")
+    if declared is not None and whole_number(declared, "Content-Length", maximum=2**63 - 1) > limit:
+        raise too_large()
+    body = _capped(request, limit, too_large)
     if is_form:
         try:
-            form = await request.form(max_files=8, max_fields=200, max_part_size=MAX_PART_BYTES)
+            form = await body.form(max_files=8, max_fields=200, max_part_size=MAX_PART_BYTES)
         except (MultiPartException, HTTPException) as exc:
             detail = exc.message if isinstance(exc, MultiPartException) else exc.detail
             raise invalid(
@@ -112,21 +193,7 @@ async def read_body(request: Request, dialect: Dialect, *, multipart_only: bool 
                 code="invalid_multipart",
             ) from None
         return Body(_nest(form.multi_items()), multipart=True)
-    if multipart_only or not dialect.accepts_json:
-        raise ApiError(
-            415,
-            f"This endpoint (dialect {dialect.name}) accepts multipart/form-data bodies only; "
-            "send the fields as form parts.",
-            code="unsupported_media_type",
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES // 2**20} MiB.", code="body_too_large")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await body.body()
     if not raw.strip():
         return Body({}, multipart=False)
     if ctype not in ("application/json", ""):
@@ -210,8 +277,10 @@ def number(value: Any, name: str) -> float:
     if isinstance(value, bool | UploadFile):
         raise invalid(f"{name} must be a number.", param=name, code="invalid_type")
     try:
+        if isinstance(value, str) and not (value.isascii() and len(value) <= 40):
+            raise ValueError("float() would read non-ASCII digits such as '٣'")
         result = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 400 digits
         raise invalid(f"{name} must be a number (got {str(value)[:40]!r}).", param=name, code="invalid_type") from None
     if not math.isfinite(result):
         raise invalid(f"{name} must be a finite number.", param=name, code="invalid_type")

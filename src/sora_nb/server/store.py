@@ -3,19 +3,27 @@
 A job's status is a pure function of the clock, its simulated schedule (queue time, run time, both scaled by
 the server's speed) and whether its real render has finished, so a restarted server answers the same way.
 Renders run on a small thread pool, off the event loop; a job interrupted by a restart is rendered again.
+A sweeper thread deletes the media of expired jobs and uploads unused for the retention time, at start and
+then periodically, so ``retention`` bounds the disk the server uses without anyone asking for the files.
 
 Layout of the data directory (``<key>`` is a filesystem-safe encoding of the ID; IDs never become paths)::
 
     jobs/<key>/job.json, video.mp4, thumbnail.webp, spritesheet.jpg, input.png, source.mp4
     files/<key>/meta.json, blob
     characters/<key>/character.json, video.mp4
+
+The media of jobs made from an identical request are hard links to one set of files where the filesystem
+allows it; nothing ever writes into a published file (renders write a temporary file and rename it), so
+deleting or expiring one job leaves the others' files intact.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -41,6 +49,12 @@ ASSETS: dict[str, tuple[str, str]] = {
 QUEUE_SECONDS = 0.5
 RUN_SECONDS_PER_CLIP_SECOND = 0.75
 MODERATION_FAILS_AT = 0.3
+INPUTS = ("input.png", "source.mp4")
+
+
+def sweep_interval(retention: float) -> float:
+    """Seconds between sweeps: a tenth of the retention, from 0.5 s to 10 minutes."""
+    return min(600.0, max(0.5, retention / 10))
 
 
 def safe_key(identifier: str) -> str:
@@ -54,6 +68,16 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except OSError:
         return False
+
+
+def _share(source: Path, target: Path) -> None:
+    """Give ``target`` the bytes of ``source``: a hard link (no second copy) where the filesystem allows one."""
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # no hard links here (FAT, some network shares) or across devices: copy
+        shutil.copyfile(source, target)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
@@ -145,6 +169,10 @@ class Store:
         for sub in ("jobs", "files", "characters"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self._load()
+        self._sweep_logged()  # a server that was down past the retention frees that space now
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="sora-nb-sweep", daemon=True)
+        self._sweeper.start()
 
     # ----- jobs -------------------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -286,7 +314,7 @@ class Store:
                 paths = {}
                 for variant, (name, _) in ASSETS.items():
                     tmp = out / f".{name}.{secrets.token_hex(4)}.part"
-                    shutil.copyfile(source / name, tmp)
+                    _share(source / name, tmp)
                     paths[variant] = tmp.replace(out / name)
                 return RenderResult(**paths, frames=done.frames, duration=done.duration)
             except (RenderError, OSError):  # that job failed, or its files are gone: render this one
@@ -387,9 +415,40 @@ class Store:
         return self.job_dir(job.id) / ASSETS[variant][0]
 
     def expire_assets(self, job: JobRecord) -> None:
-        """Delete an expired job's media files (the record stays, as on the hosted service)."""
-        for name, _ in ASSETS.values():
-            (self.job_dir(job.id) / name).unlink(missing_ok=True)
+        """Delete an expired job's media and input files (the record stays, as on the hosted service)."""
+        directory = self.job_dir(job.id)
+        with self._lock:
+            self._forget_source(directory)
+            for name in (*(name for name, _ in ASSETS.values()), *INPUTS):
+                (directory / name).unlink(missing_ok=True)
+
+    def _forget_source(self, directory: Path) -> None:
+        """Stop copying later identical requests from the files in ``directory`` (they are going away)."""
+        self._renders = {spec: first for spec, first in self._renders.items() if first[1] != directory}
+
+    def sweep(self, now: float | None = None) -> None:
+        """Delete the files of expired jobs, and uploads not used for ``retention`` seconds."""
+        now = time.time() if now is None else now
+        for job in self.jobs():
+            if self.state(job, now).expired and (self.job_dir(job.id) / ASSETS["video"][0]).exists():
+                self.expire_assets(job)
+        for directory in (self.data_dir / "files").iterdir():
+            blob = directory / "blob"
+            # under the lock file_path() marks a use with; an entry that cannot be read is left for the next sweep
+            with self._lock, contextlib.suppress(OSError):
+                last_use = (blob if blob.exists() else directory).stat().st_mtime  # no blob: an upload cut short
+                if now - last_use >= self.retention:
+                    shutil.rmtree(directory, ignore_errors=True)
+
+    def _sweep_logged(self) -> None:
+        try:
+            self.sweep()
+        except OSError as exc:  # an unreadable or read-only data directory must not stop the server
+            log.warning("sweeping expired files in %s failed: %s", self.data_dir, exc)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(sweep_interval(self.retention)):
+            self._sweep_logged()
 
     def delete(self, job_id: str) -> bool:
         """Delete a job and its files, cancelling its render if it is running; False if unknown."""
@@ -401,7 +460,7 @@ class Store:
             if cancel is not None:
                 cancel.set()
             gone = self.job_dir(job_id)
-            self._renders = {spec: first for spec, first in self._renders.items() if first[1] != gone}
+            self._forget_source(gone)
             shutil.rmtree(gone, ignore_errors=True)
             return True
 
@@ -424,9 +483,14 @@ class Store:
         return record
 
     def file_path(self, file_id: str) -> Path | None:
-        """The bytes of an uploaded file, or None if unknown."""
+        """The bytes of an uploaded file, or None if unknown; asking counts as a use (the sweep keeps it)."""
         path = self.data_dir / "files" / safe_key(file_id) / "blob"
-        return path if _is_file(path) else None
+        with self._lock:
+            if not _is_file(path):
+                return None
+            with contextlib.suppress(OSError):  # a read-only data directory: the upload just ages
+                os.utime(path)
+            return path
 
     def put_character(self, name: str, video: Path) -> dict[str, Any]:
         """Keep a character made from an uploaded video."""
@@ -447,7 +511,9 @@ class Store:
         return record
 
     def close(self) -> None:
-        """Cancel running renders and stop the pool (unfinished jobs render again on the next start)."""
+        """Cancel running renders, stop the sweeps and the pool (unfinished jobs render again on the next start)."""
+        self._stop.set()
+        self._sweeper.join()
         with self._lock:
             for event in self._cancel.values():
                 event.set()
