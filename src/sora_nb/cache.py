@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,10 +74,14 @@ class UnreadableFile(Exception):
 
 
 def read_object(path: Path, *, limit: int | None = MAX_RECORD_BYTES) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when there is no file; ``UnreadableFile`` saying why when it cannot be
-    read, is larger than ``limit`` bytes, is not JSON (nesting too deep counts) or is not an object."""
+    """The JSON object in ``path``; None when there is no file; ``UnreadableFile`` saying why when it is not a
+    regular file (a FIFO would block), cannot be read, is larger than ``limit`` bytes, is not JSON (nesting too
+    deep counts) or is not an object."""
     try:
-        if limit is not None and path.stat().st_size > limit:
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):
+            raise UnreadableFile("it is not a regular file")
+        if limit is not None and found.st_size > limit:
             raise UnreadableFile(f"it is larger than {limit // 1024} KiB")
         text = path.read_bytes()
     except FileNotFoundError:
@@ -96,8 +101,8 @@ def report_once(path: Path, problem: str) -> None:
     """Log a problem with a cache file once per process (listings read every entry on each call), again only
     when the file changes."""
     try:
-        stat = path.stat()
-        stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        found = path.stat()
+        stamp: tuple[int, int] | None = (found.st_mtime_ns, found.st_size)
     except OSError:
         stamp = None
     key = (str(path), problem, stamp)
@@ -191,7 +196,7 @@ def _validated(raw: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], Vide
     """A ``video.json``'s content with every field of the right type, repairing what can be (and saying so
     once); None when it names no video."""
     video_id = raw.get("id")
-    if not isinstance(video_id, str) or not video_id.strip():
+    if not isinstance(video_id, str):
         report_once(path, "skipped: the record has no video ID; delete its folder")
         return None
     problems = []
