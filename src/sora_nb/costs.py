@@ -201,11 +201,12 @@ class Budget:
                 log.warning("sora_nb: %s", self._unreadable(exc, "this job's cost is not recorded"))
                 return 0.0
             if limit is not None and cost.usd is None:
-                reason = cost.unknown or (
-                    f"the price of {cost.model!r} is unknown; give it with "
-                    "sora_nb.configure(prices={...: dollars_per_second})"
+                raise BudgetExceededError(
+                    f"nothing was sent: a budget of ${limit:.2f} is set and {cost.unknown}"
+                    if cost.unknown
+                    else f"a budget of ${limit:.2f} is set but the price of {cost.model!r} is unknown, so nothing "
+                    "was sent; give it with sora_nb.configure(prices={...: dollars_per_second})"
                 )
-                raise BudgetExceededError(f"a budget of ${limit:.2f} is set and nothing was sent: {reason}")
             usd = cost.usd or 0.0
             spent = self._spent(data)
             if limit is not None and spent + usd > limit + 1e-9:
@@ -266,8 +267,8 @@ def estimate(
         from sora_nb.jobs import estimate_job
         from sora_nb.widget import VideoJob
 
-        kind = "remix" if seconds is None else "extend"
         job = source.job if isinstance(source, VideoJob) else source
+        kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
         request = {} if seconds is None else {"seconds": str(seconds)}
         return estimate_job(kind, request, job, VideoCache(current.cache_dir), current, local=local)
     requests = expand(

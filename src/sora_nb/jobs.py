@@ -593,12 +593,14 @@ def source_params(source: Job | str | Path, cache: VideoCache) -> dict[str, str 
 
 def _unknown_source(kind: str, source: Job | str | Path) -> str:
     """Why a derived job's price is unknown, and what to do."""
+    noun = "extension" if kind == "extend" else kind
     if isinstance(source, Path):
-        return f"the length of {str(source)!r} cannot be read, so this {kind} cannot be priced; pass an MP4 video"
+        return f"this {noun}'s price depends on the video {str(source)!r}, which PyAV cannot read; pass an MP4"
     video_id = source.id if isinstance(source, Job) else source
+    what = "model and size" if kind == "extend" else "model, size and length"
     return (
-        f"this {kind} costs what its source {video_id!r} cost (model, size, length), and that video is not in the "
-        f"cache; attach it first (sora_nb.attach({video_id!r}).result()), or pass its job instead of its ID"
+        f"this {noun} is priced by its source {video_id!r} (its {what}), which is not in the cache; attach it "
+        f"first (sora_nb.attach({video_id!r}).result()) or pass its job instead of its ID"
     )
 
 

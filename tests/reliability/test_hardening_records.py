@@ -159,18 +159,19 @@ def test_cli_cache_ls_and_prune_survive_bad_records(on_server: VideoCache, tmp_p
 
 
 # ----- item 9: an unusable index entry is dropped and the request created again, once --------------------------
-def _empty(path: Path) -> None:
-    path.write_text(json.dumps({"video_id": "", "request": {}}))
+def _directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
 
 
-DAMAGED_INDEX: dict[str, Callable[[Path], None]] = {
-    "video_id-empty": _empty,
+DAMAGED_INDEX: dict[str, Callable[[Path], Any]] = {
+    "video_id-empty": lambda p: p.write_text(json.dumps({"video_id": "", "request": {}})),
     "video_id-whitespace": lambda p: p.write_text(json.dumps({"video_id": " \n"})),
     "video_id-number": lambda p: p.write_text(json.dumps({"video_id": 7})),
     "video_id-null": lambda p: p.write_text(json.dumps({"video_id": None})),
     "not-an-object": lambda p: p.write_text("[]"),
     "not-json": lambda p: p.write_text("{not json"),
-    "a-directory": lambda p: (p.unlink(), p.mkdir()),  # type: ignore[func-returns-value]
+    "a-directory": _directory,
 }
 
 
