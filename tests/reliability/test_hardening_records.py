@@ -231,7 +231,7 @@ def test_remix_edit_and_extension_cost_what_their_source_costs(configured: Confi
     edit = jobs.edit(upload, "in winter")
     remix.result(timeout=TIMEOUT)
     edit.result(timeout=TIMEOUT)
-    assert (remix.cost, edit.cost) == (pytest.approx(2.4), pytest.approx(0.8))
+    assert remix.cost == pytest.approx(2.4) and edit.cost == pytest.approx(0.8)
     paid = _spend(tmp_path)["jobs"]
     assert paid[remix.id]["usd"] == pytest.approx(2.4) and paid[extension.id]["usd"] == pytest.approx(1.2)
     assert _spend(tmp_path)["spent_usd"] == pytest.approx(2.4 + 1.2 + 2.4 + 0.8)
