@@ -598,6 +598,8 @@ def _unknown_source(kind: str, source: Job | str | Path) -> str:
         return f"this {noun}'s price depends on the video {str(source)!r}, which PyAV cannot read; pass an MP4"
     video_id = source.id if isinstance(source, Job) else source
     what = "model and size" if kind == "extend" else "model, size and length"
+    if video_id is None:
+        return f"this {noun} is priced by its source job (its {what}), which has no video yet; wait for it first"
     return (
         f"this {noun} is priced by its source {video_id!r} (its {what}), which is not in the cache; attach it "
         f"first (sora_nb.attach({video_id!r}).result()) or pass its job instead of its ID"
