@@ -7,7 +7,8 @@ Layout under the root (``SORA_NB_CACHE_DIR`` or the platform's user cache dir)::
 
 ``<key>`` is a readable, filesystem-safe prefix of the ID plus a hash of it: IDs are opaque and may hold
 ``/ + =`` or worse, and never become paths. ``video.json`` holds the normalised record and the request
-parameters, never keys or signed URLs.
+parameters, never keys or signed URLs. A shared cache holds files anyone may have written, so every record
+is read through one validating reader: what it cannot read is skipped or repaired, and said once in the log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -31,14 +33,17 @@ from typing import Any, BinaryIO
 import platformdirs
 from filelock import FileLock
 
-from sora_nb.video import Video
+from sora_nb.errors import ResponseFormatError, SoraError
+from sora_nb.video import Video, parse_seconds, parse_video
 
+log = logging.getLogger("sora_nb")
 ASSET_FILES = {"video": "video.mp4", "thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 # no link is followed at the open itself; no wait on a FIFO planted in a shared cache
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-
-log = logging.getLogger("sora_nb")
+MAX_RECORD_BYTES = 2**20  # a record is a few KiB; a bigger video.json or index entry is not one of ours
+LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later (or negative) saved_at is not a time a record was saved
+_reported: set[tuple[str, str, tuple[int, int] | None]] = set()
 
 
 def default_cache_dir() -> Path:
@@ -66,12 +71,87 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+class UnreadableFile(Exception):
+    """A state file exists but cannot be trusted; the message says why (``it is not valid JSON``, ...)."""
+
+
+def read_object(path: Path, *, limit: int | None = MAX_RECORD_BYTES) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when there is no file; ``UnreadableFile`` saying why when it is not a
+    regular file (a FIFO would block), cannot be read, is larger than ``limit`` bytes, is not JSON (nesting too
+    deep counts) or is not an object."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):
+            raise UnreadableFile("it is not a regular file")
+        if limit is not None and found.st_size > limit:
+            raise UnreadableFile(f"it is larger than {limit // 1024} KiB")
+        text = path.read_bytes()
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except OSError as exc:
+        raise UnreadableFile(f"it cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise UnreadableFile("it is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise UnreadableFile(f"it holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def report_once(path: Path, problem: str) -> None:
+    """Log a problem with a cache file once per process (listings read every entry on each call), again only
+    when the file changes."""
+    try:
+        found = path.stat()
+        stamp: tuple[int, int] | None = (found.st_mtime_ns, found.st_size)
+    except OSError:
+        stamp = None
+    key = (str(path), problem, stamp)
+    if key not in _reported:
+        _reported.add(key)
+        log.warning("sora_nb: %s: %s", path, problem)
+
+
+def _saved_record(video: Video) -> dict[str, Any]:
+    """A video's record as ``video.json`` keeps it: without its result URL (signed URLs expire and are secret)."""
+    record = dataclasses.asdict(video)
+    record.pop("url", None)
+    return record
+
+
+def _stored_video(raw: Any, video_id: str) -> Video | None:
+    """The ``video`` of a record, read back with the tolerant parser (wrong-typed fields become None); None when
+    it is not a record of this video."""
+    if not isinstance(raw, Mapping):
+        return None
+    status = raw.get("raw_status") if isinstance(raw.get("raw_status"), str) else raw.get("status")
+    try:
+        video = parse_video({**raw, "status": status, "remixed_from_video_id": raw.get("remixed_from")})
+    except ResponseFormatError:
+        return None
+    return dataclasses.replace(video, url=None, poll_after=None) if video.id == video_id else None
+
+
+def _saved_at(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if 0 <= value < LATEST_TIME else None
+
+
+def video_params(video: Video | None, request: Mapping[str, Any]) -> dict[str, str | None]:
+    """``model``, ``size`` and ``seconds`` of a video as text (or None): what the server reported, else what was
+    asked for."""
+    asked = {name: request.get(name) for name in ("model", "size")}
+    found = {name: value if isinstance(value, str) and value.strip() else None for name, value in asked.items()}
+    seconds = parse_seconds(request.get("seconds"))
+    if video is not None:
+        return {
+            "model": video.model or found["model"],
+            "size": video.size or found["size"],
+            "seconds": video.seconds or seconds,
+        }
+    return {**found, "seconds": seconds}
 
 
 # ----- path safety: a shared cache may hold links to anyone's files -----------------------------------------------
@@ -109,7 +189,11 @@ def open_asset(path: Path) -> BinaryIO:
 
 @dataclass(frozen=True)
 class CachedVideo:
-    """A video in the cache: its files (None when absent) and its saved record."""
+    """A video in the cache: its files (None when absent), its saved record and the video it describes.
+
+    ``record`` is validated: ``id`` (str), ``video`` (dict, empty when unreadable), ``request`` (dict),
+    ``backend`` (str) and ``saved_at`` (Unix seconds, float); ``video`` is that record as a ``Video``.
+    """
 
     id: str
     directory: Path
@@ -117,16 +201,68 @@ class CachedVideo:
     thumbnail: Path | None
     spritesheet: Path | None
     record: dict[str, Any]
+    video: Video | None = None
 
     @property
     def saved_at(self) -> float:
         """When the record was saved (Unix seconds)."""
-        return float(self.record.get("saved_at", 0.0))
+        return float(self.record["saved_at"])
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The parameters the video was requested with."""
+        return dict(self.record["request"])
 
     @property
     def prompt(self) -> str:
         """The prompt the video was made from."""
-        return str(self.record.get("request", {}).get("prompt") or self.record.get("video", {}).get("prompt") or "")
+        asked = self.record["request"].get("prompt")
+        if isinstance(asked, str) and asked:
+            return asked
+        return self.video.prompt or "" if self.video is not None else ""
+
+    @property
+    def params(self) -> dict[str, str | None]:
+        """The video's ``model``, ``size`` and ``seconds`` (text or None)."""
+        return video_params(self.video, self.record["request"])
+
+
+def _validated(raw: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], Video | None] | None:
+    """A ``video.json``'s content with every field of the right type, repairing what can be (and saying so
+    once); None when it names no video."""
+    video_id = raw.get("id")
+    if not isinstance(video_id, str):
+        report_once(path, "skipped: the record has no video ID; delete its folder")
+        return None
+    problems = []
+    saved_at = _saved_at(raw.get("saved_at"))
+    if saved_at is None:
+        problems.append("'saved_at' is not a time (using the file's time)")
+        try:
+            saved_at = min(max(0.0, path.stat().st_mtime), LATEST_TIME - 1)
+        except OSError:
+            saved_at = 0.0
+    request = raw.get("request")
+    if not isinstance(request, dict):
+        problems.append("'request' is not an object (ignored)")
+        request = {}
+    backend = raw.get("backend", "")
+    if not isinstance(backend, str):
+        problems.append("'backend' is not text (ignored)")
+        backend = ""
+    video = _stored_video(raw.get("video"), video_id)
+    if video is None:
+        problems.append("'video' is not a record of this video (ignored)")
+    if problems:
+        report_once(path, "repaired in memory: " + "; ".join(problems))
+    record = {
+        "id": video_id,
+        "video": _saved_record(video) if video else {},
+        "request": request,
+        "backend": backend,
+        "saved_at": saved_at,
+    }
+    return record, video
 
 
 class VideoCache:
@@ -166,25 +302,31 @@ class VideoCache:
 
     def save_record(self, video: Video, *, request: Mapping[str, Any] | None = None, backend: str = "") -> None:
         """Write ``video.json``: the normalised record (without result URLs) and the request parameters."""
-        record = dataclasses.asdict(video)
-        record.pop("url", None)
-        path = self.directory(video.id) / "video.json"
-        previous = _read_json(path) or {}
+        directory = self.directory(video.id)
+        previous = self._entry(directory)
+        kept = previous.record if previous is not None and previous.id == video.id else {}
         _write_json(
-            path,
+            directory / "video.json",
             {
                 "id": video.id,
-                "video": record,
-                "request": dict(request or previous.get("request") or {}),
-                "backend": backend or previous.get("backend", ""),
+                "video": _saved_record(video),
+                "request": dict(request or kept.get("request") or {}),
+                "backend": backend or kept.get("backend", ""),
                 "saved_at": time.time(),
             },
         )
 
     def _entry(self, directory: Path) -> CachedVideo | None:
-        record = _read_json(directory / "video.json")
-        if record is None or not isinstance(record.get("id"), str):
+        path = directory / "video.json"
+        try:
+            raw = read_object(path)
+        except UnreadableFile as exc:
+            report_once(path, f"skipped: {exc}; delete its folder")
             return None
+        checked = _validated(raw, path) if raw is not None else None  # no record yet: a download in progress
+        if checked is None:
+            return None
+        record, video = checked
         found = {v: directory / name for v, name in ASSET_FILES.items() if _own_file(self.root, directory / name)}
         return CachedVideo(
             id=record["id"],
@@ -193,6 +335,7 @@ class VideoCache:
             thumbnail=found.get("thumbnail"),
             spritesheet=found.get("spritesheet"),
             record=record,
+            video=video,
         )
 
     def get(self, video_id: str) -> CachedVideo | None:
@@ -246,10 +389,37 @@ class VideoCache:
         """
         return FileLock(str(self.root / "requests" / f"{key}.lock"), thread_local=False)
 
-    def lookup(self, key: str) -> str | None:
-        """The video ID recorded for a request fingerprint, if any."""
-        entry = _read_json(self._index_path(key))
-        return str(entry["video_id"]) if entry and isinstance(entry.get("video_id"), str) else None
+    def lookup(self, key: str, *, drop_unusable: bool = False) -> str | None:
+        """The video ID recorded for a request fingerprint, if any.
+
+        An entry without a usable ID (unreadable, not an object, an empty or non-text ``video_id``) counts as none.
+        With ``drop_unusable``, which only a holder of :meth:`request_lock` may pass (else a concurrent create's
+        fresh entry could be the one removed), it is also removed, with a log line: the request is created anew.
+        """
+        path = self._index_path(key)
+        try:
+            entry = read_object(path)
+        except UnreadableFile as exc:
+            problem = str(exc)
+        else:
+            if entry is None:
+                return None
+            video_id = entry.get("video_id")
+            if isinstance(video_id, str) and video_id.strip():
+                return video_id
+            problem = "its video_id is empty" if isinstance(video_id, str) else "it holds no video_id text"
+        if drop_unusable:
+            try:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise SoraError(
+                    f"the cache's index entry {path} is unusable ({problem}) and cannot be removed "
+                    f"({exc.strerror or type(exc).__name__}); nothing was sent. Delete that file and run again"
+                ) from None
+            log.warning(
+                "sora_nb: index entry %s was unusable (%s); removed it, the request is created again", path, problem
+            )
+        return None
 
     def remember(self, key: str, video_id: str, request: Mapping[str, Any]) -> None:
         """Record fingerprint -> video ID (done the moment a create returns, before any polling)."""

@@ -38,6 +38,7 @@ class Settings:
     local_speed: float = 1.0
     budget_usd: float | None = None
     prices: Mapping[str, Any] | None = None
+    user: str | None = None
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -52,6 +53,7 @@ _ENV = {
     "api_key": ("SORA_NB_API_KEY", "OPENAI_API_KEY"),
     "provider": ("SORA_NB_PROVIDER",),
     "cache_dir": ("SORA_NB_CACHE_DIR",),
+    "user": ("SORA_NB_USER",),
 }
 _explicit: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -60,7 +62,8 @@ _lock = threading.Lock()
 def configure(**options: Any) -> Settings:
     """Set options for this process: base_url, api_key, provider, cache_dir, model, max_concurrency, timeout,
     api_version, deadline (seconds a job may take), local_speed (pace of the embedded server), budget_usd
-    (refuse jobs that would cross it), prices ({model: dollars per second, or {size: dollars}}).
+    (refuse jobs that would cross it), prices ({model: dollars per second, or {size: dollars}}), user (whose
+    spend is counted: on a shared cache, budget_usd then applies to this person's spend, not everyone's).
 
     ``None`` resets an option to its environment/default value. Returns the resolved settings.
     """
@@ -72,6 +75,8 @@ def configure(**options: Any) -> Settings:
         get_provider(options["provider"])
     if options.get("max_concurrency") is not None and int(options["max_concurrency"]) < 1:
         raise ValueError("max_concurrency must be at least 1")
+    if options.get("user") is not None and (not isinstance(options["user"], str) or not options["user"].strip()):
+        raise ValueError(f"user must be a name such as 'alice', not {options['user']!r}")
     with _lock:
         for name, value in options.items():
             if value is None:

@@ -2,22 +2,36 @@
 
 Prices are per generated second (official list): sora-2 $0.10; sora-2-pro $0.30 at 720p, $0.50 at
 1024x1792 / 1792x1024, $0.70 at 1080x1920 / 1920x1080. Dated snapshots (``sora-2-pro-2025-10-06``) cost
-what their model costs. The local preview server costs nothing; a cache hit costs nothing.
+what their model costs. The local preview server costs nothing; a cache hit costs nothing. A remix or edit
+costs what its source cost (its model, size and length); an extension its own seconds at its source's rate.
+
+Spend is kept per cache folder, so a shared cache pools it; ``configure(user=...)`` keeps a count per person
+beside the total, and the budget then applies to that person's count.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from sora_nb.errors import BudgetExceededError
+from sora_nb.cache import UnreadableFile, read_object
+from sora_nb.errors import BudgetExceededError, SoraError
+from sora_nb.video import parse_seconds
+
+if TYPE_CHECKING:
+    from sora_nb.jobs import Job
+    from sora_nb.widget import VideoJob
+
+log = logging.getLogger("sora_nb")
 
 DEFAULT_SECONDS = 4.0
 OFFICIAL: dict[str, dict[str, float]] = {
@@ -56,7 +70,8 @@ def price_per_second(model: str | None, size: str | None, prices: Prices | None 
 
 @dataclass(frozen=True)
 class Estimate:
-    """The expected cost of one request (``usd`` is None when the model's price is unknown)."""
+    """The expected cost of one request (``usd`` is None when it is unknown; ``unknown`` then says why, if not
+    for want of the model's price, and what to do)."""
 
     usd: float | None
     seconds: float
@@ -64,13 +79,14 @@ class Estimate:
     model: str
     local: bool = False
     jobs: int = 1
+    unknown: str = ""
 
     def __repr__(self) -> str:
         count = f"{self.jobs} jobs, " if self.jobs != 1 else ""
         if self.local:
             return f"Estimate($0.00, local preview, {count}{self.seconds:g} s)"
         if self.usd is None:
-            return f"Estimate(unknown: no price for {self.model!r}; set configure(prices={{...}}))"
+            return f"Estimate(unknown: {self.unknown or f'no price for {self.model!r}; set configure(prices={{...}})'})"
         return f"Estimate(${self.usd:.2f} = {count}{self.seconds:g} s x ${self.per_second:.2f}/s, {self.model})"
 
 
@@ -79,8 +95,8 @@ def estimate_request(
 ) -> Estimate:
     """The cost of a job's request (``seconds`` is the generated length; 4 s when the server decides)."""
     model = str(request.get("model") or default_model or "sora-2")
-    raw = request.get("seconds")
-    seconds = float(raw) if raw is not None and str(raw).replace(".", "", 1).isdigit() else DEFAULT_SECONDS
+    given = parse_seconds(request.get("seconds"))  # the one reader of seconds: "²" or "-4" is not a length
+    seconds = float(given) if given is not None else DEFAULT_SECONDS
     if local:
         return Estimate(usd=0.0, seconds=seconds, per_second=0.0, model=model, local=True)
     rate = price_per_second(model, request.get("size"), prices)
@@ -89,73 +105,145 @@ def estimate_request(
     )
 
 
-class Budget:
-    """Money spent through sora_nb, persisted in the cache dir and shared by processes (``spend.json``)."""
+def estimate_derived(
+    kind: str,
+    request: Mapping[str, Any],
+    source: Mapping[str, Any] | None,
+    *,
+    local: bool,
+    prices: Prices | None = None,
+    default_model: str | None = None,
+    unknown: str = "",
+) -> Estimate:
+    """The cost of a remix or edit (its source's model, size and length) or an extension (its own seconds at its
+    source's model and size). ``source`` is None when unknown; ``unknown`` then says why and what to do."""
+    seconds = request.get("seconds") if kind == "extend" else (source or {}).get("seconds")
+    if local:
+        return estimate_request({"seconds": seconds}, local=True)
+    if source is None or parse_seconds(seconds) is None:
+        model = str((source or {}).get("model") or default_model or "sora-2")
+        return Estimate(usd=None, seconds=DEFAULT_SECONDS, per_second=None, model=model, unknown=unknown)
+    priced = {"model": source.get("model"), "size": source.get("size"), "seconds": seconds}
+    return estimate_request(priced, local=False, prices=prices, default_model=default_model)
 
-    def __init__(self, cache_root: Path) -> None:
+
+def _amount(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+class Budget:
+    """Money spent through sora_nb, persisted in the cache dir and shared by processes (``spend.json``).
+
+    The total is pooled by everyone using the cache; with a ``user`` each person's spend is counted too, and a
+    limit applies to that person's. A ``spend.json`` that cannot be read is never overwritten: with a limit new
+    jobs are refused (naming the file), without one they run and their cost is not recorded.
+    """
+
+    def __init__(self, cache_root: Path, user: str | None = None) -> None:
         self.path = Path(cache_root) / "spend.json"
+        self.user = user
         self._lock = FileLock(str(self.path) + ".lock", thread_local=False)
 
     def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {"spent_usd": 0.0, "jobs": {}}
-        return data if isinstance(data, dict) else {"spent_usd": 0.0, "jobs": {}}
+        """The spend record (a fresh one when there is none); ``UnreadableFile`` when it cannot be trusted."""
+        data = read_object(self.path, limit=None)  # it grows by a line per job: no size limit
+        if data is None:
+            return {"spent_usd": 0.0, "jobs": {}, "users": {}}
+        if not _amount(data.get("spent_usd")):
+            raise UnreadableFile("its 'spent_usd' is not an amount of dollars")
+        if not isinstance(data.setdefault("jobs", {}), dict):
+            raise UnreadableFile("its 'jobs' is not an object")
+        users = data.setdefault("users", {})
+        if not isinstance(users, dict) or not all(map(_amount, users.values())):
+            raise UnreadableFile("its 'users' is not an object of amounts")
+        return data
+
+    def _unreadable(self, exc: UnreadableFile, consequence: str) -> str:
+        return (
+            f"the spend record {self.path} cannot be used ({exc}), so {consequence}; check or restore that file, "
+            "or delete it to count spend from $0 again"
+        )
+
+    def _spent(self, data: Mapping[str, Any]) -> float:
+        return float(data["users"].get(self.user, 0.0) if self.user else data["spent_usd"])
 
     @property
     def spent(self) -> float:
-        """Dollars spent so far."""
-        return float(self._read().get("spent_usd", 0.0))
+        """Dollars spent so far (by ``user`` when one is set); SoraError if ``spend.json`` cannot be read."""
+        try:
+            return self._spent(self._read())
+        except UnreadableFile as exc:
+            raise SoraError(self._unreadable(exc, "the spend so far is unknown")) from None
 
     def _write(self, data: Mapping[str, Any]) -> None:
         tmp = self.path.with_name(".spend.json.tmp")
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self.path)
 
+    def _add(self, data: dict[str, Any], usd: float) -> None:
+        data["spent_usd"] = round(max(0.0, data["spent_usd"] + usd), 4)
+        if self.user:
+            data["users"][self.user] = round(max(0.0, data["users"].get(self.user, 0.0) + usd), 4)
+
     def reserve(self, cost: Estimate, limit: float | None) -> float:
         """Count ``cost`` as spent if it fits ``limit``; BudgetExceededError (nothing sent) if it does not.
 
-        With a limit set, a job whose price is unknown is refused too. Returns the dollars reserved.
+        With a limit set, a job whose price is unknown is refused too. Returns the dollars recorded.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            data = self._read()
-            spent = float(data.get("spent_usd", 0.0))
+            try:
+                data = self._read()
+            except UnreadableFile as exc:
+                if limit is not None:
+                    message = self._unreadable(exc, f"the ${limit:.2f} budget cannot be checked and nothing was sent")
+                    raise BudgetExceededError(message) from None
+                log.warning("sora_nb: %s", self._unreadable(exc, "this job's cost is not recorded"))
+                return 0.0
             if limit is not None and cost.usd is None:
                 raise BudgetExceededError(
-                    f"a budget of ${limit:.2f} is set but the price of {cost.model!r} is unknown, so nothing was "
-                    "sent; give it with sora_nb.configure(prices={...: dollars_per_second})"
+                    f"nothing was sent: a budget of ${limit:.2f} is set and {cost.unknown}"
+                    if cost.unknown
+                    else f"a budget of ${limit:.2f} is set but the price of {cost.model!r} is unknown, so nothing "
+                    "was sent; give it with sora_nb.configure(prices={...: dollars_per_second})"
                 )
             usd = cost.usd or 0.0
+            spent = self._spent(data)
             if limit is not None and spent + usd > limit + 1e-9:
+                whose = f"{self.user}'s " if self.user else "the "
                 raise BudgetExceededError(
-                    f"this job would cost ${usd:.2f} ({cost.seconds:g} s of {cost.model}) and ${spent:.2f} of the "
-                    f"${limit:.2f} budget is spent, so nothing was sent; raise it with "
+                    f"this job would cost ${usd:.2f} ({cost.seconds:g} s of {cost.model}) and ${spent:.2f} of "
+                    f"{whose}${limit:.2f} budget is spent, so nothing was sent; raise it with "
                     "sora_nb.configure(budget_usd=...)"
                 )
-            data["spent_usd"] = round(spent + usd, 4)
+            self._add(data, usd)
             self._write(data)
             return usd
 
-    def confirm(self, video_id: str, usd: float) -> None:
-        """Record which job a reservation paid for."""
+    def _update(self, change: Callable[[dict[str, Any]], None], what: str) -> None:
         with self._lock:
-            data = self._read()
-            data.setdefault("jobs", {})[video_id] = {"usd": usd, "at": time.time()}
+            try:
+                data = self._read()
+            except UnreadableFile as exc:
+                log.warning("sora_nb: %s", self._unreadable(exc, f"{what} is not recorded"))
+                return
+            change(data)
             self._write(data)
+
+    def confirm(self, video_id: str, usd: float) -> None:
+        """Record which job (and whose, with a user) a reservation paid for."""
+        entry = {"usd": usd, "at": time.time(), **({"user": self.user} if self.user else {})}
+        self._update(lambda data: data["jobs"].__setitem__(video_id, entry), f"the cost of {video_id!r}")
 
     def refund(self, usd: float) -> None:
         """Give back a reservation whose create did not go through."""
-        with self._lock:
-            data = self._read()
-            data["spent_usd"] = round(max(0.0, float(data.get("spent_usd", 0.0)) - usd), 4)
-            self._write(data)
+        self._update(lambda data: self._add(data, -usd), "a refund")
 
 
 def estimate(
     prompt: str | list[str] | None = None,
     *,
+    source: Job | VideoJob | str | Path | None = None,
     model: str | list[str] | None = None,
     size: str | list[str] | None = None,
     seconds: int | str | list[int | str] | None = None,
@@ -163,13 +251,26 @@ def estimate(
 ) -> Estimate:
     """What a request, or a whole sweep (lists, templates, ``zip=True`` as in ``sweep()``), would cost.
 
-    $0 on the local preview server; ``usd`` is None if any model's price is unknown.
+    With ``source`` (a job or widget, a video ID, or a local MP4): what a remix or edit of it costs, or with
+    ``seconds``, an extension by that many. $0 on the local preview server; ``usd`` is None if a price is unknown
+    (a model's, or a source's that is not in the cache: ``unknown`` says what to do).
     """
     from sora_nb.config import settings
     from sora_nb.sweeps import expand
 
     current = settings()
     local = not current.base_url
+    if source is not None:
+        if model is not None or size is not None or sweep or isinstance(seconds, list):
+            raise TypeError("estimate(source=...) takes only seconds= (an extension): the rest comes from the source")
+        from sora_nb.cache import VideoCache
+        from sora_nb.jobs import estimate_job
+        from sora_nb.widget import VideoJob
+
+        job = source.job if isinstance(source, VideoJob) else source
+        kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
+        request = {} if seconds is None else {"seconds": str(seconds)}
+        return estimate_job(kind, request, job, VideoCache(current.cache_dir), current, local=local)
     requests = expand(
         prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **sweep
     )
@@ -184,8 +285,10 @@ def estimate(
 
 
 def spent() -> float:
-    """Dollars spent through sora_nb with the cache in force (persisted in ``<cache_dir>/spend.json``)."""
+    """Dollars spent through sora_nb with the cache in force (persisted in ``<cache_dir>/spend.json``): by the
+    ``configure(user=...)`` in force, or by everyone using the cache when none is set."""
     from sora_nb.cache import VideoCache
     from sora_nb.config import settings
 
-    return Budget(VideoCache(settings().cache_dir).root).spent
+    current = settings()
+    return Budget(VideoCache(current.cache_dir).root, user=current.user).spent

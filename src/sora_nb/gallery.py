@@ -67,9 +67,7 @@ class Card:
             if job is not None
             else ("completed" if self.cached else ("waiting" if self.start is not None else "cancelled"))
         )
-        size = str(
-            self.request.get("size") or (self.cached.record.get("video", {}).get("size") if self.cached else "") or ""
-        )
+        size = str(self.request.get("size") or (self.cached.params["size"] if self.cached else "") or "")
         width, _, height = size.partition("x")
         return {
             "label": self.label,
@@ -389,20 +387,15 @@ def history(
     store = cache or VideoCache(settings().cache_dir)
     cutoff = since.timestamp() if isinstance(since, dt.datetime) else since
     cards = []
-    for entry in store.ls():
-        video = entry.record.get("video", {})
+    for entry in store.ls():  # validated records: a bad entry is skipped or repaired there, never raised here
+        params = entry.params
         if query and query.lower() not in entry.prompt.lower():
             continue
-        if model and video.get("model") != model:
+        if model and params["model"] != model:
             continue
         if cutoff is not None and entry.saved_at < cutoff:
             continue
-        request = {
-            "prompt": entry.prompt,
-            "model": video.get("model"),
-            "size": video.get("size"),
-            "seconds": video.get("seconds"),
-        }
+        request = {"prompt": entry.prompt, **params}
         saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
         cards.append(Card(label=saved, request=request, cached=entry))
     what = f"matching {query!r}" if query else "in the cache"

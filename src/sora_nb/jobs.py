@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sora_nb import errors
-from sora_nb.cache import VideoCache, fingerprint
+from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
 from sora_nb.client import AsyncVideosClient, one_line
 from sora_nb.config import Backend, Settings, resolve_backend, settings
-from sora_nb.costs import Budget, estimate_request
+from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
 from sora_nb.polling import ProgressTrend, next_delay
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
-from sora_nb.video import Video
+from sora_nb.video import Video, parse_seconds
 
 log = logging.getLogger("sora_nb")
 
@@ -216,6 +216,7 @@ class Job:
         new: bool = False,
         image: ImageInput | None = None,
         source_path: Path | None = None,
+        source_job: Job | None = None,
     ) -> None:
         self.kind = kind
         self.request = dict(request)
@@ -238,6 +239,7 @@ class Job:
         self.finished: float | None = None
         self._image = image
         self._source_path = source_path
+        self._source_job = source_job  # a remix/edit/extension is priced by its source's record
         self._observers: list[Callable[[Job], None]] = []
         self._trend = ProgressTrend()
         self._future: concurrent.futures.Future[Path] = get_runner().submit(self._run())
@@ -292,7 +294,14 @@ class Job:
         """A new job for the same request: a fresh take (an attached job is attached again)."""
         if self.kind == "attach":
             return Job("attach", {}, video_id=self.id)
-        return Job(self.kind, self.request, new=True, image=self._image, source_path=self._source_path)
+        return Job(
+            self.kind,
+            self.request,
+            new=True,
+            image=self._image,
+            source_path=self._source_path,
+            source_job=self._source_job,
+        )
 
     def cancel(self) -> None:
         """Stop the job: polling stops and a job still running on the server is deleted there (best effort)."""
@@ -310,7 +319,7 @@ class Job:
                 key = fingerprint({"endpoint": engine.backend.identity, "kind": self.kind, **self.request})
                 self.id = None if self.new else engine.cache.lookup(key)
             if self.id is not None and (hit := engine.cache.get(self.id)) is not None:
-                return self._finish_cached(hit.path, hit.thumbnail, hit.spritesheet, hit.record)
+                return self._finish_cached(hit)
             async with engine.slots:
                 if self.id is None:
                     assert key is not None
@@ -351,25 +360,20 @@ class Job:
             if engine is not None:
                 await engine.release()
 
-    def _finish_cached(
-        self, path: Path | None, thumbnail: Path | None, spritesheet: Path | None, record: Mapping[str, Any]
-    ) -> Path:
-        assert path is not None
-        video_fields = {f.name for f in dataclasses.fields(Video)}
-        stored = {k: v for k, v in dict(record.get("video") or {}).items() if k in video_fields and k != "error"}
-        video = Video(**stored) if "id" in stored and "status" in stored else None
+    def _finish_cached(self, hit: CachedVideo) -> Path:
+        assert hit.path is not None
         self._set(
             status="completed",
             progress=100,
-            path=path,
-            thumbnail=thumbnail,
-            spritesheet=spritesheet,
+            path=hit.path,
+            thumbnail=hit.thumbnail,
+            spritesheet=hit.spritesheet,
             cached=True,
-            video=video,
+            video=hit.video,
             eta=0.0,
             finished=time.monotonic(),
         )
-        return path
+        return hit.path
 
     async def _create(self, engine: Engine, key: str) -> None:
         async with engine.guard(f"request:{key}"):
@@ -379,25 +383,26 @@ class Job:
         lock = engine.cache.request_lock(key)
         await asyncio.to_thread(lock.acquire)
         try:
-            self.id = None if self.new else engine.cache.lookup(key)  # another process may have created it
+            # another process may have created it; an unusable entry is dropped here, under the lock
+            found = engine.cache.lookup(key, drop_unusable=True)
+            self.id = None if self.new else found
             if self.id is not None:
                 return
-            cost = estimate_request(
-                self.request,
-                local=engine.backend.local,
-                prices=engine.settings.prices,
-                default_model=engine.settings.model,
+            source = self._source_job or self._source_path or self.request.get("source")
+            cost = await asyncio.to_thread(  # a local MP4 source is probed for its length
+                estimate_job, self.kind, self.request, source, engine.cache, engine.settings, local=engine.backend.local
             )
-            budget = Budget(engine.cache.root)
+            budget = Budget(engine.cache.root, user=engine.settings.user)
             usd = budget.reserve(cost, engine.settings.budget_usd)  # BudgetExceededError: nothing is sent
             try:
                 video = await self._send_create(engine)
             except BaseException:
-                budget.refund(usd)
+                if usd:
+                    budget.refund(usd)
                 raise
             engine.cache.remember(key, video.id, self.request)  # before anything else: a paid job is never lost
             budget.confirm(video.id, usd)
-            self.cost = usd
+            self.cost = cost.usd or 0.0
             self.id = video.id
             self._observe_video(video)
         finally:
@@ -566,6 +571,64 @@ def submit(
     return Job("generate", request, new=new, image=ref)
 
 
+def source_params(source: Job | str | Path, cache: VideoCache) -> dict[str, str | None] | None:
+    """The ``model``, ``size`` and ``seconds`` of a derived job's source, or None when unknown: a job's own
+    record, else the cache's record of the video ID; a local MP4's size and length as PyAV reads them."""
+    if isinstance(source, Path):
+        from sora_nb.server.engines.synthetic import RenderError, probe_video
+
+        try:
+            info = probe_video(source)
+        except RenderError:
+            return None
+        return {"model": None, "size": f"{info.width}x{info.height}", "seconds": parse_seconds(info.duration)}
+    if isinstance(source, Job):
+        known = video_params(source.video, source.request)
+        if known["seconds"] is not None or source.id is None:
+            return known
+        source = source.id
+    hit = cache.get(source)
+    return hit.params if hit is not None else None
+
+
+def _unknown_source(kind: str, source: Job | str | Path) -> str:
+    """Why a derived job's price is unknown, and what to do."""
+    noun = "extension" if kind == "extend" else kind
+    if isinstance(source, Path):
+        return f"this {noun}'s price depends on the video {str(source)!r}, which PyAV cannot read; pass an MP4"
+    video_id = source.id if isinstance(source, Job) else source
+    what = "model and size" if kind == "extend" else "model, size and length"
+    if video_id is None:
+        return f"this {noun} is priced by its source job (its {what}), which has no video yet; wait for it first"
+    return (
+        f"this {noun} is priced by its source {video_id!r} (its {what}), which is not in the cache; attach it "
+        f"first (sora_nb.attach({video_id!r}).result()) or pass its job instead of its ID"
+    )
+
+
+def estimate_job(
+    kind: str,
+    request: Mapping[str, Any],
+    source: Job | str | Path | None,
+    cache: VideoCache,
+    config: Settings,
+    *,
+    local: bool,
+) -> Estimate:
+    """What a job costs: a generation by its request; a remix, edit or extension by its source's record."""
+    if kind in ("generate", "attach") or source is None:
+        return estimate_request(request, local=local, prices=config.prices, default_model=config.model)
+    return estimate_derived(
+        kind,
+        request,
+        None if local else source_params(source, cache),
+        local=local,
+        prices=config.prices,
+        default_model=config.model,
+        unknown=_unknown_source(kind, source),
+    )
+
+
 def _file_digest(path: Path) -> str:
     if not path.is_file():
         raise errors.InvalidRequestError(f"video file {str(path)!r} does not exist.", param="video")
@@ -581,24 +644,29 @@ def _source_id(source: Job | str) -> str:
     return source
 
 
+def _source_job(source: Job | str | Path) -> Job | None:
+    return source if isinstance(source, Job) else None
+
+
 def remix(source: Job | str, prompt: str, *, new: bool = False) -> Job:
-    """A job remixing a finished video (a Job or a video ID) with a new prompt."""
-    return Job("remix", _request(prompt, source=_source_id(source)), new=new)
+    """A job remixing a finished video (a Job or a video ID) with a new prompt; priced by the source's record."""
+    return Job("remix", _request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
 
 
 def edit(source: Job | str | Path, prompt: str, *, new: bool = False) -> Job:
     """A job editing a finished video (Job, video ID, or a local MP4 to upload)."""
     if isinstance(source, Path):
         return Job("edit", _request(prompt, source=_file_digest(source)), new=new, source_path=source)
-    return Job("edit", _request(prompt, source=_source_id(source)), new=new)
+    return Job("edit", _request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
 
 
 def extend(source: Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False) -> Job:
-    """A job extending a finished video by ``seconds`` more."""
+    """A job extending a finished video by ``seconds`` more (priced at the source's model and size)."""
     if isinstance(source, Path):
         request = _request(prompt, source=_file_digest(source), seconds=str(seconds))
         return Job("extend", request, new=new, source_path=source)
-    return Job("extend", _request(prompt, source=_source_id(source), seconds=str(seconds)), new=new)
+    request = _request(prompt, source=_source_id(source), seconds=str(seconds))
+    return Job("extend", request, new=new, source_job=_source_job(source))
 
 
 def attach(video_id: str) -> Job:
