@@ -550,7 +550,7 @@ class AsyncVideosClient:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._download_threads, work)
         except BaseException:
-            stop.set()  # a cancelled download: the worker thread stops at its next chunk
+            stop.set()  # a cancelled download: the worker thread stops before it writes anything more
             part.unlink(missing_ok=True)
             raise
 
@@ -568,6 +568,7 @@ class AsyncVideosClient:
         total: int | None = None
         attempt = 0
         while True:
+            self._check_stop(stop, video_id)  # a retry's pause or a request may outlast a cancel
             have = part.stat().st_size if part.exists() else 0
             headers = {"Accept-Encoding": "identity"}
             if have:
@@ -616,24 +617,21 @@ class AsyncVideosClient:
         return dest
 
     def _declared(self, response: httpx.Response, variant: str, video_id: str) -> tuple[int, int | None]:
-        """Where the body starts and the file's whole size (None if not declared), from ``Content-Range`` on a 206
-        and ``Content-Length``; DownloadError if either is unreadable or they disagree."""
+        """Where the body starts in the file, and the file's size (None if not declared): from ``Content-Range`` on
+        a 206, else ``Content-Length``. DownloadError if either is unreadable or they disagree."""
         length_text, range_text = response.headers.get("content-length"), response.headers.get("content-range")
         length = _header_int(length_text)
-        span = _content_range(range_text) if response.status_code == 206 else (0, -1, length)
-        if (length_text is not None and length is None) or span is None:
-            name, value = ("Content-Length", length_text) if span is not None else ("Content-Range", range_text)
-            raise errors.DownloadError(
-                f"the server sent the {variant} of {video_id!r} with an unreadable {name} "
-                f"({one_line(value or '', 80)!r}); nothing was kept. Try again later or check base_url (a proxy?)"
-            )
-        first, last, total = span
-        if response.status_code == 206 and length is not None and length != last - first + 1:
-            raise errors.DownloadError(
-                f"the server sent the {variant} of {video_id!r} with a Content-Length ({length}) that does not match "
-                f"its Content-Range ({one_line(range_text or '', 80)!r}); nothing was kept. Try again later"
-            )
-        return first, total
+        span = _content_range(range_text) if response.status_code == 206 else None
+        if length_text is not None and length is None:
+            bad = f"Content-Length {one_line(length_text, 80)!r}"
+        elif response.status_code == 206 and (span is None or length not in (None, span[1] - span[0] + 1)):
+            bad = f"Content-Range {one_line(range_text or '', 80)!r} (Content-Length {length_text})"
+        else:
+            return (span[0], span[2]) if span is not None else (0, length)
+        raise errors.DownloadError(
+            f"the server sent the {variant} of {video_id!r} with an unreadable {bad}; nothing was kept. Try again "
+            "later; if it persists, a proxy may be rewriting headers (check base_url)"
+        )
 
     def _stream_body(
         self,
@@ -649,16 +647,21 @@ class AsyncVideosClient:
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         received = have
         chunks = response.iter_bytes()  # as they arrive: a buffered chunk would be lost on a drop
+        self._check_stop(stop, video_id)  # not after a cancel: download() has removed the file, and it stays so
         with part.open("ab") as out:
             for chunk in chunks:
-                if stop.is_set():
-                    raise errors.JobCancelledError(f"the download of {video_id!r} was cancelled")
+                self._check_stop(stop, video_id)
                 if received == have == 0 and not media_ok(variant, chunk[:16]):
                     self._reject_body(response, chunk, chunks, ctype, video_id, variant)
                 out.write(chunk)
                 received += len(chunk)
                 if on_progress is not None:
                     on_progress(received, total)
+
+    @staticmethod
+    def _check_stop(stop: threading.Event, video_id: str) -> None:
+        if stop.is_set():
+            raise errors.JobCancelledError(f"the download of {video_id!r} was cancelled")
 
     def _reject_body(
         self,

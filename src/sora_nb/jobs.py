@@ -3,7 +3,7 @@
 A request's fingerprint is looked up in the cache's index first: a cached video costs nothing, a known job is
 re-attached, and only an unknown request is created, under a cross-process lock, with its ID recorded the
 moment the create returns. Finished videos are downloaded at once, so expiring assets are saved in time.
-The video alone decides a job's success; its thumbnail and spritesheet download alongside it, and one that is
+The video alone decides a job's success; its thumbnail and spritesheet follow, both at once, and one that is
 slow arrives on the job (and its widget) later, in the background.
 """
 
@@ -198,6 +198,8 @@ class Engine:
     async def _fetch_aux(self, video: Video) -> None:
         try:
             await asyncio.gather(*(self._fetch_one(video, variant) for variant in AUX_VARIANTS))
+        except Exception:  # a bug must not vanish, nor touch the job, whose video is already here
+            log.exception("sora_nb: fetching the images of %s failed unexpectedly", video.id)
         finally:
             await self.release()
 
@@ -238,6 +240,7 @@ class Job:
     State: ``status`` (pending, queued, in_progress, downloading, completed, failed, cancelled), ``progress``
     (0-100 or None), ``elapsed``, ``eta`` (seconds or None), ``bytes_done``/``bytes_total``, ``error``,
     ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``.
+    ``thumbnail`` and ``spritesheet`` may arrive after the job has completed (they never hold up the video).
     Observers registered with :meth:`observe` are called on the runner thread after each change.
     """
 
@@ -517,13 +520,9 @@ class Job:
             try:
                 hit = cache.get(video.id)
                 if hit is None:
-                    aux = engine.fetch_aux(video)
-                    try:
-                        await self._fetch(engine, video)
-                    except BaseException:
-                        aux.cancel()
-                        raise
+                    await self._fetch(engine, video)
                     cache.save_record(video, request=self.request, backend=engine.backend.label)  # usable at once
+                    aux = engine.fetch_aux(video)  # only for a video that is here: no image outlives a failure
                     hit = cache.get(video.id)
                 assert hit is not None and hit.path is not None
                 path = hit.path

@@ -2,8 +2,8 @@
 header numbers, and auxiliary files that must not hold up the video.
 
 The local server cannot misbehave in these ways, so each case talks over loopback to the small hostile
-``http.server`` of ``test_bad_input`` (its ``Reply``, ``_flow`` and sandbox), with a handler that also writes
-replies without a ``Content-Length`` (cut short, then the connection closed) and logs every request's headers.
+``http.server`` of ``test_bad_input`` (its ``Reply``, ``_flow`` and sandbox): it can answer without a
+``Content-Length`` or cut a body short, and it logs every request it receives (``server.heard``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import io
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,76 +32,12 @@ from tests.reliability.test_bad_input import (
     _check_error,
     _error_reply,
     _flow,
-    _Handler,
     _Hostile,
     _outcome,
 )
 
 hostile, sandbox = test_bad_input.hostile, test_bad_input.sandbox  # its fixtures, used here by name
-
-
-# ----- the wire: raw replies and a log of request headers ------------------------------------------------------
-@dataclass
-class Raw(Reply):
-    """A reply written without a ``Content-Length`` of its own (unless ``headers`` holds one), ``cut`` short if
-    given, and then the connection closed: an HTTP/1.0-style body whose end is the close."""
-
-    cut: int | None = None
-
-
-@dataclass(frozen=True)
-class Heard:
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
-class _WireHandler(_Handler):
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.seen.append(f"{self.command} {self.path}")
-        heard: list[tuple[Heard, bytes]] = self.server.heard  # type: ignore[attr-defined]
-        heard.append((Heard(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}), body))
-        reply = self.server.respond(self.command, self.path)
-        data = reply.encoded()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.ctype)
-        if isinstance(reply, Raw):
-            self.send_header("Connection", "close")
-            self.close_connection = True
-            data = data if reply.cut is None else data[: reply.cut]
-        else:
-            self.send_header("Content-Length", str(len(data)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    do_GET = do_POST = do_DELETE = _handle
-
-
-Wire = Callable[[Responder], _Hostile]
-
-
-@pytest.fixture
-def wire(hostile: Callable[[Responder], _Hostile]) -> Wire:
-    """``hostile`` servers with the raw-reply handler; ``server.heard`` lists (Heard, body) per request."""
-
-    def make(respond: Responder) -> _Hostile:
-        server = hostile(respond)
-        server.heard = []  # type: ignore[attr-defined]
-        server.RequestHandlerClass = _WireHandler  # set before the test sends its first request
-        return server
-
-    return make
-
-
-def _heard(server: _Hostile) -> list[Heard]:
-    return [h for h, _ in server.heard]  # type: ignore[attr-defined]
+Hostile = Callable[[Responder], _Hostile]
 
 
 def _origin(server: _Hostile) -> str:
@@ -146,11 +81,11 @@ COOKIE = "gw_session=sess-7c1d"
 
 
 def test_cross_origin_hops_carry_the_targets_host_and_no_cookie_or_key(
-    wire: Wire, sandbox: Sandbox, record: Callable[..., None]
+    hostile: Hostile, sandbox: Sandbox, record: Callable[..., None]
 ) -> None:
     """The API client (a 307 on GET /videos/{id}) and the download client (a 302 to a CDN) both rebuild the
     headers of a hop the way httpx does: the target's Host, no Cookie, no auth header."""
-    other = wire(
+    other = hostile(
         lambda method, path: (
             Reply(body={"id": "video_2", "status": "completed"})
             if path.startswith("/v1/videos/")
@@ -166,7 +101,7 @@ def test_cross_origin_hops_carry_the_targets_host_and_no_cookie_or_key(
             return Reply(307, b"", headers={**cookie, "Location": f"{_origin(other)}/v1/videos/video_2"})
         return Reply(302, b"", headers={**cookie, "Location": f"{_origin(other)}/cdn/video_1?sig=abc"})
 
-    gateway = wire(gateway_reply)
+    gateway = hostile(gateway_reply)
     sandbox.cache.mkdir(parents=True)
 
     async def run() -> Path:
@@ -176,10 +111,10 @@ def test_cross_origin_hops_carry_the_targets_host_and_no_cookie_or_key(
             return await client.download("video_1", sandbox.cache / "video.mp4")
 
     assert asyncio.run(run()).read_bytes() == MP4
-    sent = [h for h in _heard(gateway) if h.path != "/v1/videos/video_1"]
+    sent = [h for h in gateway.heard if h.path != "/v1/videos/video_1"]
     assert [h.headers.get("cookie") for h in sent] == [COOKIE, COOKIE], "the cookie was not in play"
     assert all(h.headers["authorization"] == f"Bearer {SECRET}" for h in sent)
-    hops = _heard(other)
+    hops = other.heard
     assert [h.path for h in hops] == ["/v1/videos/video_2", "/cdn/video_1?sig=abc"]
     for hop in hops:
         assert hop.headers["host"] == f"127.0.0.1:{other.server_address[1]}", hop
@@ -192,7 +127,7 @@ def test_cross_origin_hops_carry_the_targets_host_and_no_cookie_or_key(
     [(307, "POST", True), (308, "POST", True), (303, "GET", False), (302, "GET", False), (301, "GET", False)],
 )
 def test_a_redirected_create_follows_httpx_method_rules(
-    status: int, method: str, body_kept: bool, wire: Wire, sandbox: Sandbox, record: Callable[..., None]
+    status: int, method: str, body_kept: bool, hostile: Hostile, sandbox: Sandbox, record: Callable[..., None]
 ) -> None:
     """307/308 re-send the multipart create with its body; 301/302/303 turn it into a GET without one."""
 
@@ -201,7 +136,7 @@ def test_a_redirected_create_follows_httpx_method_rules(
             return Reply(status, b"", headers={"Location": "/v1/videos/new"})
         return Reply(body={"id": "video_1", "status": "queued"})
 
-    server = wire(respond)
+    server = hostile(respond)
 
     async def run() -> Any:
         async with AsyncVideosClient(server.url, SECRET, max_retries=0) as client:
@@ -210,13 +145,13 @@ def test_a_redirected_create_follows_httpx_method_rules(
     video, exc = _outcome(lambda: asyncio.run(run()))
     assert exc is None, f"{type(exc).__name__}: {exc}"
     assert video.id == "video_1"
-    (first, first_body), (hop, hop_body) = server.heard  # type: ignore[attr-defined]
+    first, hop = server.heard
     assert (hop.method, hop.path) == (method, "/v1/videos/new")
     if body_kept:
-        assert hop_body == first_body and b"a hop" in hop_body
+        assert hop.body == first.body and b"a hop" in hop.body
         assert hop.headers["content-type"] == first.headers["content-type"]
     else:
-        assert hop_body == b"" and "content-type" not in hop.headers and "content-length" not in hop.headers
+        assert hop.body == b"" and "content-type" not in hop.headers and "content-length" not in hop.headers
     record(via="client", input=f"create answered {status}", outcome=f"{hop.method}, body kept: {body_kept}")
 
 
@@ -267,7 +202,7 @@ def test_server_text_in_errors_is_redacted_one_line_and_capped(
     action: str,
     expected: type[sora_nb.SoraError],
     fragment: str,
-    hostile: Callable[[Responder], _Hostile],
+    hostile: Hostile,
     sandbox: Sandbox,
     record: Callable[..., None],
 ) -> None:
@@ -297,7 +232,7 @@ def _content(reply: Callable[[int, dict[str, str]], Reply], server: list[_Hostil
 
     def respond(method: str, path: str) -> Reply:
         attempts[0] += 1
-        return reply(attempts[0], _heard(server[0])[-1].headers)
+        return reply(attempts[0], server[0].heard[-1].headers)
 
     return respond
 
@@ -308,7 +243,7 @@ def _short_then_range(data: bytes, ctype: str) -> Callable[[int, dict[str, str]]
     def reply(attempt: int, headers: dict[str, str]) -> Reply:
         start = int(headers["range"].removeprefix("bytes=").rstrip("-")) if "range" in headers else 0
         if attempt == 1:
-            return Raw(body=data, ctype=ctype, cut=len(data) // 2)
+            return Reply(body=data, ctype=ctype, framed=False, cut=len(data) // 2)
         span = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
         return Reply(206 if start else 200, data[start:], ctype, headers=span)
 
@@ -334,20 +269,20 @@ def test_a_body_without_length_is_kept_only_if_its_own_framing_is_whole(
     data: bytes,
     ctype: str,
     how: str,
-    wire: Wire,
+    hostile: Hostile,
     sandbox: Sandbox,
     record: Callable[..., None],
 ) -> None:
     replies: dict[str, Callable[[int, dict[str, str]], Reply]] = {
-        "always-short": lambda n, h: Raw(body=data, ctype=ctype, cut=len(data) // 2),
+        "always-short": lambda n, h: Reply(body=data, ctype=ctype, framed=False, cut=len(data) // 2),
         "short-then-range": _short_then_range(data, ctype),
-        "whole": lambda n, h: Raw(body=data, ctype=ctype),
+        "whole": lambda n, h: Reply(body=data, ctype=ctype, framed=False),
     }
     holder: list[_Hostile] = []
-    server = wire(_content(replies[how], holder))
+    server = hostile(_content(replies[how], holder))
     holder.append(server)
     path, exc = _download(server, sandbox, variant, retries=2)
-    whole = data in (MP4, WEBP, JPEG, PNG) and how != "always-short"
+    whole = data in (MP4, WEBP, JPEG, PNG) and how != "always-short"  # the file as made, arriving in full
     if whole:
         assert exc is None, f"{type(exc).__name__}: {exc}"
         assert Path(path).read_bytes() == data
@@ -356,7 +291,7 @@ def test_a_body_without_length_is_kept_only_if_its_own_framing_is_whole(
         message = _check_error(exc, sora_nb.DownloadError, "nothing was kept")
         assert list(sandbox.cache.iterdir()) == [], "a partial download was kept"
         outcome = f"DownloadError: {message[:60]}"
-    assert len(_heard(server)) == (2 if how == "short-then-range" else 1 if whole else 3)
+    assert len(server.heard) == (2 if how == "short-then-range" else 1 if whole else 3)
     record(via="download", input=f"{variant}, {how}, no Content-Length", outcome=outcome)
 
 
@@ -377,9 +312,9 @@ ODD = [
 
 @pytest.mark.parametrize(("status", "headers"), ODD)
 def test_odd_length_headers_are_a_download_error(
-    status: int, headers: dict[str, str], wire: Wire, sandbox: Sandbox, record: Callable[..., None]
+    status: int, headers: dict[str, str], hostile: Hostile, sandbox: Sandbox, record: Callable[..., None]
 ) -> None:
-    server = wire(lambda method, path: Raw(status, MP4, "video/mp4", headers=headers))
+    server = hostile(lambda method, path: Reply(status, MP4, "video/mp4", headers=headers, framed=False))
     _, exc = _download(server, sandbox)
     message = _check_error(exc, sora_nb.DownloadError, "nothing was kept")
     assert list(sandbox.cache.iterdir()) == [], "a download with an unreadable length was kept"
@@ -388,7 +323,7 @@ def test_odd_length_headers_are_a_download_error(
 
 # ----- 10. thumbnail and spritesheet never hold up the video -------------------------------------------------
 def test_stalled_thumbnail_and_spritesheet_do_not_delay_the_video(
-    wire: Wire, sandbox: Sandbox, record: Callable[..., None]
+    hostile: Hostile, sandbox: Sandbox, record: Callable[..., None]
 ) -> None:
     """The CDN stalls both image downloads until the test lets them go: the video is cached and result()
     returns meanwhile, both images were asked for at once, and they reach the job, its widget and the cache
@@ -407,7 +342,7 @@ def test_stalled_thumbnail_and_spritesheet_do_not_delay_the_video(
         release.wait(TIMEOUT)
         return Reply(body=WEBP, ctype="image/webp") if "thumbnail" in path else Reply(body=JPEG, ctype="image/jpeg")
 
-    server = wire(respond)
+    server = hostile(respond)
     sandbox.configure(server.url, timeout=4 * TIMEOUT)  # a stalled download would wait 2 * TIMEOUT to resume
     try:
         widget = sora_nb.generate("a poster that comes later")
