@@ -157,7 +157,7 @@ class AsyncVideosClient:
 
     # ----- plumbing -----------------------------------------------------------------------------------------
     def redact(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***`` (for messages that may echo what a server said)."""
+        """``text`` with the API key replaced by ``***``; every SoraError's texts pass through it (see errors)."""
         return text.replace(self._key, "***") if self._key else text
 
     @property
