@@ -59,6 +59,18 @@ def mp4_boxes(data: bytes) -> list[str]:
     return boxes
 
 
+def wait_for_images(timeout: float = 60) -> None:
+    """Wait until no thumbnail or spritesheet is still downloading in the background (they follow the video,
+    which alone completes a job), so that a check of the cache sees them settled."""
+    from sora_nb import jobs
+
+    deadline = time.monotonic() + timeout
+    while jobs._engine is not None and jobs._engine.aux:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"images of {sorted(jobs._engine.aux)} still downloading after {timeout} s")
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def peak_active(handle: ServerHandle) -> Iterator[list[int]]:
     """Watch how many jobs the server has queued or running at once; the peak is in the yielded list."""

@@ -3,18 +3,21 @@
 - GETs, DELETEs and downloads are retried on 408/409/429/5xx and transport errors, with exponential backoff,
   full jitter and ``Retry-After``. A create is re-sent only when it provably did not reach the server (the
   connection was never made) or the server refused it with 429.
-- Redirects are followed by hand: every auth header is dropped on a hop to another origin.
+- Redirects are followed by hand, each hop built as httpx builds its own: the target's ``Host``, method and body
+  by status code, no ``Cookie`` and no auth header on a hop to another origin.
 - Downloads stream to a temporary file, resume with ``Range`` (guarded by ``If-Range``) after a drop or an idle
-  stall, are checked (status, content type, magic bytes, length), and only then renamed into place.
+  stall, are checked (status, content type, magic bytes, length; without a declared length, the file's own
+  framing), and only then renamed into place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import functools
 import json
 import logging
-import math
 import random
 import re
 import struct
@@ -29,6 +32,8 @@ from urllib.parse import quote
 import httpx
 
 from sora_nb import errors
+from sora_nb.errors import one_line
+from sora_nb.framing import whole
 from sora_nb.providers import Body, ImageInput, Provider, create_fields, encode, get_provider, load_image
 from sora_nb.transport import StdlibTransport, env_proxies
 from sora_nb.video import Video, parse_video
@@ -41,12 +46,14 @@ AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-author
 NOT_READY_CODES = frozenset({"video_not_ready", "task_not_completed", "not_ready"})
 EXPIRED_CODES = frozenset({"video_expired", "expired"})
 MAX_REDIRECTS = 5
-MAX_MESSAGE = 500  # characters of a server's error message kept in a SoraError
+SHOWN_STATUS = 60  # characters of a server's status word quoted in a message
 Variant = Literal["video", "thumbnail", "spritesheet"]
 ProgressCallback = Callable[[int, int | None], None]
 _TAGS = re.compile(r"<[^>]+>")
 MAX_IMAGE_PIXELS = 4096 * 4096  # far above any thumbnail; no bigger image is accepted or decoded
 _PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"  # the signature, then the first chunk: IHDR, 13 bytes
+_HEADER_NUMBER = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")  # ASCII digits only: 18 already exceed any file size
+_CONTENT_RANGE = re.compile(r"bytes ([^-/ ]+)-([^/ ]+)/([^ ]+)")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -54,18 +61,28 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
-def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """A server's text on one line, at most ``limit`` characters (a hostile or broken server may send megabytes)."""
-    text = " ".join(text.split())
-    return text[:limit] + "..." if len(text) > limit else text
-
-
 def _header_number(value: str | None) -> float | None:
-    """A header's non-negative number ("2", "1.5"); None for anything else ("²", "nan", 400 digits, "-1")."""
-    if not value or not value.isascii() or not value.replace(".", "", 1).isdigit():
+    """A header's non-negative number ("2", "1.5"): the one parser of numbers in headers. None for anything
+    else: "²" and other non-ASCII digits (``int()`` takes them), signs, "nan", exponents, 5000 digits."""
+    text = (value or "").strip()
+    return float(text) if _HEADER_NUMBER.fullmatch(text) else None
+
+
+def _header_int(value: str | None) -> int | None:
+    """A header's non-negative whole number ("1024"), read by the rules of :func:`_header_number`."""
+    text = (value or "").strip()
+    return int(text) if _header_number(text) is not None and text.isdigit() else None
+
+
+def _content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """``(first, last, total)`` of a ``Content-Range`` ("bytes 0-99/100"; total None for "/*"); None if unreadable."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if match is None:
         return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    first, last, total = _header_int(match[1]), _header_int(match[2]), _header_int(match[3])
+    if first is None or last is None or last < first or (total is None) != (match[3] == "*"):
+        return None
+    return None if total is not None and last >= total else (first, last, total)
 
 
 def media_ok(variant: str, head: bytes) -> bool:
@@ -125,6 +142,10 @@ class AsyncVideosClient:
         self._sync_transport = download_transport
         self._sync: httpx.Client | None = None
         self._sync_lock = threading.Lock()
+        # Download bodies get threads of their own: a stalled one must not hold a thread that a lock, a DNS
+        # look-up or another job's video waits for in asyncio's shared default pool.
+        self._download_threads = concurrent.futures.ThreadPoolExecutor(max_connections, "sora-nb-download")
+        errors.add_redactor(self)  # every SoraError made while this client lives hides its key
 
     def __repr__(self) -> str:
         return f"AsyncVideosClient(base_url={self.base_url!r}, provider={self.provider.name!r})"
@@ -140,10 +161,11 @@ class AsyncVideosClient:
         await self._http.aclose()
         if self._sync is not None:
             self._sync.close()
+        self._download_threads.shutdown(wait=False, cancel_futures=True)
 
     # ----- plumbing -----------------------------------------------------------------------------------------
     def redact(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***`` (for messages that may echo what a server said)."""
+        """``text`` with the API key replaced by ``***``; every SoraError's texts pass through it (see errors)."""
         return text.replace(self._key, "***") if self._key else text
 
     @property
@@ -174,14 +196,29 @@ class AsyncVideosClient:
         return request
 
     def _next_hop(self, request: httpx.Request, response: httpx.Response) -> httpx.Request | None:
-        """The request a redirect response leads to, or None if ``response`` is final."""
-        if response.status_code not in (301, 302, 303, 307, 308) or "location" not in response.headers:
+        """The request a redirect response leads to, or None if ``response`` is final.
+
+        Built as httpx's own redirects are (``_redirect_method``, ``_redirect_headers``): 302 and 303 become a
+        GET without a body (a HEAD stays a HEAD), so does a POST answered 301; 307 and 308 keep method and body.
+        The ``Host`` is the target's. A ``Cookie`` goes on only to the same origin: httpx rebuilds it from its
+        jar, which does not tell ports apart, and a signed CDN URL needs none. :meth:`_authorize` strips auth.
+        """
+        status = response.status_code
+        if status not in (301, 302, 303, 307, 308) or "location" not in response.headers:
             return None
         target = request.url.join(response.headers["location"])
-        if response.status_code in (307, 308):
-            return httpx.Request(request.method, target, headers=request.headers, content=request.content)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return httpx.Request("GET", target, headers=headers)
+        method = request.method
+        if (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST"):
+            method = "GET"
+        headers = httpx.Headers(request.headers)
+        headers["Host"] = target.netloc.decode("ascii")
+        if _origin(target) != _origin(request.url):
+            headers.pop("Cookie", None)
+        if method == request.method:
+            return httpx.Request(method, target, headers=headers, stream=request.stream, extensions=request.extensions)
+        for name in ("Content-Type", "Content-Length", "Transfer-Encoding"):
+            headers.pop(name, None)
+        return httpx.Request(method, target, headers=headers, extensions=request.extensions)
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Send, following redirects by hand; auth headers go only to the configured origin."""
@@ -223,11 +260,9 @@ class AsyncVideosClient:
             return self._sync
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(60.0, max(0.0, float(retry_after)))
-            except ValueError:
-                pass
+        hinted = _header_number(retry_after)
+        if hinted is not None:
+            return min(60.0, hinted)
         return random.uniform(0, min(8.0, 0.5 * 2**attempt))
 
     async def _request(
@@ -332,7 +367,7 @@ class AsyncVideosClient:
         if not message:
             message = _TAGS.sub(" ", response.text[:2000])
         message = one_line(message) or response.reason_phrase
-        message = self.redact(f"{response.request.method} {response.request.url.path}: HTTP {status}: {message}")
+        message = f"{response.request.method} {response.request.url.path}: HTTP {status}: {message}"
         lowered = message.lower()
         if code in NOT_READY_CODES or "not completed" in lowered or "not ready" in lowered:
             return errors.NotReadyError(message, status=status, code=code)
@@ -356,10 +391,8 @@ class AsyncVideosClient:
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             snippet = one_line(_TAGS.sub(" ", response.text[:300]), 200)
             raise errors.ResponseFormatError(
-                self.redact(
-                    f"{response.request.url.path} answered {response.headers.get('content-type', '?')} "
-                    f"that is not JSON: {snippet!r}"
-                )
+                f"{response.request.url.path} answered {response.headers.get('content-type', '?')} "
+                f"that is not JSON: {snippet!r}"
             ) from None
 
     async def _video(self, op: str, method: str, path: str, **kwargs: Any) -> Video:
@@ -521,12 +554,11 @@ class AsyncVideosClient:
         )
         part.unlink(missing_ok=True)
         stop = threading.Event()
+        work = functools.partial(self._download_into, part, dest, target, video_id, variant, on_progress, stop)
         try:
-            return await asyncio.to_thread(
-                self._download_into, part, dest, target, video_id, variant, on_progress, stop
-            )
+            return await asyncio.get_running_loop().run_in_executor(self._download_threads, work)
         except BaseException:
-            stop.set()  # a cancelled download: the worker thread stops at its next chunk
+            stop.set()  # a cancelled download: the worker thread stops before it writes anything more
             part.unlink(missing_ok=True)
             raise
 
@@ -544,6 +576,7 @@ class AsyncVideosClient:
         total: int | None = None
         attempt = 0
         while True:
+            self._check_stop(stop, video_id)  # a retry's pause or a request may outlast a cancel
             have = part.stat().st_size if part.exists() else 0
             headers = {"Accept-Encoding": "identity"}
             if have:
@@ -567,13 +600,7 @@ class AsyncVideosClient:
                         attempt += 1
                         continue
                     raise error
-                start = 0
-                if response.status_code == 206:
-                    match = re.match(r"bytes (\d+)-\d+/(\d+)", response.headers.get("content-range", ""))
-                    start, total = (int(match.group(1)), int(match.group(2))) if match else (0, None)
-                else:
-                    length = response.headers.get("content-length")
-                    total = int(length) if length and length.isdigit() else None
+                start, total = self._declared(response, variant, video_id)
                 if start != have:  # the server ignored the range, or the file changed: start over
                     if start != 0:
                         raise errors.DownloadError(f"the server resumed {video_id!r} at byte {start}, not {have}")
@@ -586,9 +613,8 @@ class AsyncVideosClient:
                 continue
             finally:
                 response.close()
-            size = part.stat().st_size
-            if total is None or size >= total:
-                break
+            if part.stat().st_size >= total if total is not None else whole(variant, part):
+                break  # without a declared length, only the file's own framing says it is whole
             attempt = self._download_retry(attempt, None, video_id)
         with part.open("rb") as f:
             head = f.read(24)
@@ -597,6 +623,23 @@ class AsyncVideosClient:
             raise errors.DownloadError(f"the {variant} of {video_id!r} arrived incomplete or invalid; nothing was kept")
         part.replace(dest)
         return dest
+
+    def _declared(self, response: httpx.Response, variant: str, video_id: str) -> tuple[int, int | None]:
+        """Where the body starts in the file, and the file's size (None if not declared): from ``Content-Range`` on
+        a 206, else ``Content-Length``. DownloadError if either is unreadable or they disagree."""
+        length_text, range_text = response.headers.get("content-length"), response.headers.get("content-range")
+        length = _header_int(length_text)
+        span = _content_range(range_text) if response.status_code == 206 else None
+        if length_text is not None and length is None:
+            bad = f"Content-Length {one_line(length_text, 80)!r}"
+        elif response.status_code == 206 and (span is None or length not in (None, span[1] - span[0] + 1)):
+            bad = f"Content-Range {one_line(range_text or '', 80)!r} (Content-Length {length_text})"
+        else:
+            return (span[0], span[2]) if span is not None else (0, length)
+        raise errors.DownloadError(
+            f"the server sent the {variant} of {video_id!r} with an unreadable {bad}; nothing was kept. Try again "
+            "later; if it persists, a proxy may be rewriting headers (check base_url)"
+        )
 
     def _stream_body(
         self,
@@ -612,16 +655,21 @@ class AsyncVideosClient:
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         received = have
         chunks = response.iter_bytes()  # as they arrive: a buffered chunk would be lost on a drop
+        self._check_stop(stop, video_id)  # not after a cancel: download() has removed the file, and it stays so
         with part.open("ab") as out:
             for chunk in chunks:
-                if stop.is_set():
-                    raise errors.JobCancelledError(f"the download of {video_id!r} was cancelled")
+                self._check_stop(stop, video_id)
                 if received == have == 0 and not media_ok(variant, chunk[:16]):
                     self._reject_body(response, chunk, chunks, ctype, video_id, variant)
                 out.write(chunk)
                 received += len(chunk)
                 if on_progress is not None:
                     on_progress(received, total)
+
+    @staticmethod
+    def _check_stop(stop: threading.Event, video_id: str) -> None:
+        if stop.is_set():
+            raise errors.JobCancelledError(f"the download of {video_id!r} was cancelled")
 
     def _reject_body(
         self,
@@ -643,18 +691,16 @@ class AsyncVideosClient:
             record = None
         if record is not None and record.status != "completed":
             raise errors.NotReadyError(
-                f"{video_id!r} is {record.raw_status}: the server sent its JSON record labelled {ctype!r} instead "
-                "of the file",
+                f"{video_id!r} is {one_line(record.raw_status, SHOWN_STATUS)!r}: the server sent its JSON record "
+                f"labelled {ctype!r} instead of the file",
                 status=response.status_code,
             )
         text = body[:300].decode("utf-8", "replace")
         if text.count("\ufffd") > 3 or (not text.isprintable() and not text.strip().startswith(("{", "<"))):
             text = f"{len(body)}+ bytes of binary data that is not a valid {variant} file"
         raise errors.DownloadError(
-            self.redact(
-                f"the server sent {ctype or 'unlabelled data'} instead of the {variant} of {video_id!r}: "
-                f"{one_line(_TAGS.sub(' ', text), 160)!r}"
-            )
+            f"the server sent {ctype or 'unlabelled data'} instead of the {variant} of {video_id!r}: "
+            f"{one_line(_TAGS.sub(' ', text), 160)!r}"
         )
 
     def _download_retry(self, attempt: int, exc: Exception | None, video_id: str) -> int:

@@ -1,6 +1,14 @@
-"""The errors sora_nb raises: one hierarchy, each message saying what happened and what to do next."""
+"""The errors sora_nb raises: one hierarchy, each message saying what happened and what to do next.
+
+Messages, codes and params often hold what a server said, and a hostile or broken server can say anything: the
+key it was sent, newlines, megabytes. So every :class:`SoraError` cleans them itself, in one place: each live
+client's key is replaced by ``***``, whitespace runs become one space, and the text is capped. No error can forget.
+"""
 
 from __future__ import annotations
+
+import weakref
+from typing import Any, Protocol
 
 __all__ = [
     "AuthenticationError",
@@ -20,6 +28,43 @@ __all__ = [
     "VideoExpiredError",
 ]
 
+MAX_TEXT = 500  # characters of one server text quoted inside a message
+MAX_MESSAGE = 900  # characters of a whole message (a hint is added after it)
+MAX_CODE = 100  # characters of a code or param
+
+
+class Redactor(Protocol):
+    """Something that holds a secret and can hide it in a text (a client and its key)."""
+
+    def redact(self, text: str) -> str: ...
+
+
+# Weak: a key stays in its client's memory only, and is forgotten with it.
+_redactors: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def add_redactor(redactor: Redactor) -> None:
+    """Have every error constructed from now on pass its texts through ``redactor.redact`` while it lives."""
+    _redactors.add(redactor)
+
+
+def one_line(text: str, limit: int = MAX_TEXT) -> str:
+    """A server's text on one line, at most ``limit`` characters (a hostile or broken server may send megabytes)."""
+    text = " ".join(text.split())
+    return text[:limit] + "..." if len(text) > limit else text
+
+
+def clean(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` safe to show: every live client's key redacted (before the cut, so no half key survives it), on
+    one line, at most ``limit`` characters."""
+    for redactor in list(_redactors):
+        text = redactor.redact(text)
+    return one_line(text, limit)
+
+
+def _clean_code(value: str | None) -> str | None:
+    return None if value is None else clean(value, MAX_CODE)
+
 
 class SoraError(Exception):
     """Base of every sora_nb error; ``status`` and ``code`` come from the server when it sent them."""
@@ -27,9 +72,9 @@ class SoraError(Exception):
     hint = ""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
-        self.message = message
+        self.message = message = clean(message, MAX_MESSAGE)
         self.status = status
-        self.code = code
+        self.code = _clean_code(code)
         super().__init__(f"{message} {self.hint}".strip() if self.hint and self.hint not in message else message)
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across processes, keyword arguments included
@@ -55,7 +100,7 @@ class InvalidRequestError(SoraError):
     def __init__(
         self, message: str, *, param: str | None = None, status: int | None = None, code: str | None = None
     ) -> None:
-        self.param = param
+        self.param = _clean_code(param)
         super().__init__(message, status=status, code=code)
 
 

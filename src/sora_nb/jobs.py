@@ -3,6 +3,8 @@
 A request's fingerprint is looked up in the cache's index first: a cached video costs nothing, a known job is
 re-attached, and only an unknown request is created, under a cross-process lock, with its ID recorded the
 moment the create returns. Finished videos are downloaded at once, so expiring assets are saved in time.
+The video alone decides a job's success; its thumbnail and spritesheet follow, both at once, and one that is
+slow arrives on the job (and its widget) later, in the background.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any, Literal
 
 from sora_nb import errors
 from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
-from sora_nb.client import AsyncVideosClient, one_line
+from sora_nb.client import SHOWN_STATUS, AsyncVideosClient, Variant
 from sora_nb.config import Backend, Settings, resolve_backend, settings
 from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
+from sora_nb.errors import one_line
 from sora_nb.polling import ProgressTrend, next_delay
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
@@ -37,6 +40,8 @@ TRANSIENT = (errors.ServerError, errors.ConnectError, errors.RateLimitError, err
 MAX_TRANSIENT_FAILURES = 8
 MAX_ODD_ANSWERS = 2  # status answers that are not a video record: retried twice (about 6 s), then an error
 DOWNLOAD_ATTEMPTS = 3
+AUX_VARIANTS: tuple[Variant, ...] = ("thumbnail", "spritesheet")
+AUX_GRACE = 1.0  # seconds a finished video waits for its images before the job completes without them
 
 
 class BatchPoller:
@@ -153,6 +158,10 @@ class Engine:
         )
         self.cache = VideoCache(config.cache_dir)
         self.slots = asyncio.Semaphore(config.max_concurrency)
+        # Images are downloaded outside a job's slot; bounded so that with the videos of the jobs in their slots
+        # they never need more download threads than the client has (max_connections >= 2 * max_concurrency).
+        self.aux_slots = asyncio.Semaphore(config.max_concurrency)
+        self.aux: dict[str, asyncio.Task[None]] = {}
         self._guards: dict[str, asyncio.Lock] = {}
         self.poller = BatchPoller(self.client)
         self.users = 0
@@ -173,6 +182,33 @@ class Engine:
         """Close the connections of a replaced engine that no job uses any more."""
         if self.retired and self.users <= 0:
             await self.client.aclose()
+
+    def fetch_aux(self, video: Video) -> asyncio.Task[None]:
+        """Start downloading the thumbnail and spritesheet of ``video``, both at once, as a task of their own.
+
+        Best effort: one that fails is logged and left out, and it never fails a job. Each file appears whole
+        or not at all (the client downloads to ``.part`` and renames). The engine stays open until they end.
+        """
+        self.users += 1
+        task = asyncio.ensure_future(self._fetch_aux(video))
+        self.aux[video.id] = task
+        task.add_done_callback(lambda done: self.aux.pop(video.id) if self.aux.get(video.id) is done else None)
+        return task
+
+    async def _fetch_aux(self, video: Video) -> None:
+        try:
+            await asyncio.gather(*(self._fetch_one(video, variant) for variant in AUX_VARIANTS))
+        except Exception:  # a bug must not vanish, nor touch the job, whose video is already here
+            log.exception("sora_nb: fetching the images of %s failed unexpectedly", video.id)
+        finally:
+            await self.release()
+
+    async def _fetch_one(self, video: Video, variant: Variant) -> None:
+        async with self.aux_slots:
+            try:
+                await self.client.download(video.id, self.cache.asset_path(video.id, variant), variant=variant)
+            except (errors.SoraError, OSError) as exc:  # OSError: the cache entry was removed meanwhile
+                log.info("sora_nb: no %s for %s (%s)", variant, video.id, exc)
 
 
 _engine: Engine | None = None
@@ -204,6 +240,7 @@ class Job:
     State: ``status`` (pending, queued, in_progress, downloading, completed, failed, cancelled), ``progress``
     (0-100 or None), ``elapsed``, ``eta`` (seconds or None), ``bytes_done``/``bytes_total``, ``error``,
     ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``.
+    ``thumbnail`` and ``spritesheet`` may arrive after the job has completed (they never hold up the video).
     Observers registered with :meth:`observe` are called on the runner thread after each change.
     """
 
@@ -319,6 +356,8 @@ class Job:
                 key = fingerprint({"endpoint": engine.backend.identity, "kind": self.kind, **self.request})
                 self.id = None if self.new else engine.cache.lookup(key)
             if self.id is not None and (hit := engine.cache.get(self.id)) is not None:
+                if (pending := engine.aux.get(self.id)) is not None:  # its images are still on their way
+                    pending.add_done_callback(lambda _: self._aux_arrived(engine.cache))
                 return self._finish_cached(hit)
             async with engine.slots:
                 if self.id is None:
@@ -329,11 +368,12 @@ class Job:
                 if video.status == "failed":
                     reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
-                        engine.client.redact(f"{video.id!r} failed: {one_line(reason)}"),
-                        code=video.error.code if video.error else None,
+                        f"{video.id!r} failed: {one_line(reason)}", code=video.error.code if video.error else None
                     )
                 if video.status != "completed":
-                    raise errors.GenerationFailedError(f"{video.id!r} ended as {video.raw_status!r}", code=video.status)
+                    raise errors.GenerationFailedError(
+                        f"{video.id!r} ended as {one_line(video.raw_status, SHOWN_STATUS)!r}", code=video.status
+                    )
                 return await self._download(engine, video)
         except asyncio.CancelledError:
             self._set(
@@ -468,15 +508,17 @@ class Job:
                 return video
             delay = next_delay(hint=video.poll_after, eta=self.eta, elapsed=self.elapsed, span=self._trend.span())
             if time.monotonic() + delay > deadline:
+                status = one_line(video.raw_status, SHOWN_STATUS)
                 raise errors.DeadlineExceededError(
-                    f"{video_id!r} was still {video.raw_status} after {engine.settings.deadline:.0f} s; it is not "
-                    f"lost: sora_nb.attach({video_id!r}) picks it up again"
+                    f"{video_id!r} was still {status!r} after {engine.settings.deadline:.0f} s; it is not lost: "
+                    f"sora_nb.attach({video_id!r}) picks it up again"
                 )
             due = time.monotonic() + delay
 
     async def _download(self, engine: Engine, video: Video) -> Path:
         self._set(status="downloading", progress=100)
         cache = engine.cache
+        aux: asyncio.Task[None] | None = None
         async with engine.guard(f"video:{video.id}"):
             lock = cache.lock(video.id)
             await asyncio.to_thread(lock.acquire)
@@ -484,23 +526,37 @@ class Job:
                 hit = cache.get(video.id)
                 if hit is None:
                     await self._fetch(engine, video)
-                    cache.save_record(video, request=self.request, backend=engine.backend.label)
+                    cache.save_record(video, request=self.request, backend=engine.backend.label)  # usable at once
+                    aux = engine.fetch_aux(video)  # only for a video that is here: no image outlives a failure
                     hit = cache.get(video.id)
                 assert hit is not None and hit.path is not None
+                path = hit.path
             finally:
                 lock.release()
+        if aux is not None:
+            await asyncio.wait({aux}, timeout=AUX_GRACE)  # on time, a poster comes with the video; if not, later
+            if not aux.done():
+                aux.add_done_callback(lambda _: self._aux_arrived(cache))
+            hit = cache.get(video.id) or hit
         self._set(
             status="completed",
-            path=hit.path,
+            path=path,
             thumbnail=hit.thumbnail,
             spritesheet=hit.spritesheet,
             video=video,
             eta=0.0,
             finished=time.monotonic(),
         )
-        return hit.path
+        return path
+
+    def _aux_arrived(self, cache: VideoCache) -> None:
+        """The images of this job's video have arrived (or given up): show what there is."""
+        hit = cache.get(self.id) if self.id is not None else None
+        if hit is not None:
+            self._set(thumbnail=hit.thumbnail, spritesheet=hit.spritesheet)
 
     async def _fetch(self, engine: Engine, video: Video) -> None:
+        """Download the video, starting it again up to DOWNLOAD_ATTEMPTS times."""
         client, cache = engine.client, engine.cache
 
         def progress(done: int, total: int | None) -> None:
@@ -522,11 +578,6 @@ class Job:
                     raise
                 log.info("sora_nb: download of %s failed (%s); starting it again", video.id, type(exc).__name__)
                 await asyncio.sleep(2.0 * (attempt + 1))
-        for variant in ("thumbnail", "spritesheet"):
-            try:
-                await client.download(video.id, cache.asset_path(video.id, variant), variant=variant)
-            except errors.SoraError as exc:
-                log.info("sora_nb: no %s for %s (%s)", variant, video.id, exc)
 
     async def _cleanup_cancelled(self, engine: Engine, key: str | None) -> None:
         if key is not None:

@@ -65,7 +65,8 @@ class StdlibTransport(httpx.BaseTransport):
                 raise _as_httpx(exc, request) from exc
             return httpx.Response(
                 response.status,
-                headers=response.getheaders(),
+                # As the bytes that came: httpx would encode str values as ASCII, and a server may send "²".
+                headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.getheaders()],
                 stream=_Body(self, origin, conn, response, request),
                 extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
             )

@@ -26,8 +26,9 @@ from PIL import Image
 
 from sora_nb import errors
 from sora_nb.cache import open_asset
-from sora_nb.client import MAX_IMAGE_PIXELS, one_line
+from sora_nb.client import MAX_IMAGE_PIXELS
 from sora_nb.config import LOCAL_LABEL
+from sora_nb.errors import one_line
 from sora_nb.jobs import Job
 
 log = logging.getLogger("sora_nb")

@@ -317,6 +317,8 @@ class Reply:
     body: Any = None  # bytes as they are, str as UTF-8, anything else as JSON
     ctype: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    framed: bool = True  # False: no Content-Length of its own; the body ends when the connection closes
+    cut: int | None = None  # send only this many bytes of the body, then close the connection
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -329,25 +331,40 @@ class Reply:
 Responder = Callable[[str, str], Reply]
 
 
+@dataclass(frozen=True)
+class Heard:
+    """A request as the hostile server received it (header names in lower case)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Hostile
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        body = self.rfile.read(length) if length else b""
         self.server.seen.append(f"{self.command} {self.path}")
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.server.heard.append(Heard(self.command, self.path, headers, body))
         reply = self.server.respond(self.command, self.path)
         data = reply.encoded()
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.ctype)
-        self.send_header("Content-Length", str(len(data)))
+        if reply.framed:
+            self.send_header("Content-Length", str(len(data)))
+        if not reply.framed or reply.cut is not None:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
         try:
-            self.wfile.write(data)
+            self.wfile.write(data[: reply.cut])
         except (BrokenPipeError, ConnectionResetError):  # the client may stop reading a hostile body
             self.close_connection = True
 
@@ -364,6 +381,7 @@ class _Hostile(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.respond = respond
         self.seen: list[str] = []
+        self.heard: list[Heard] = []
 
     @property
     def url(self) -> str:

@@ -23,7 +23,7 @@ from sora_nb import config
 from sora_nb.client import AsyncVideosClient
 from sora_nb.server import ServerHandle, start
 from tests.conftest import PROVIDER_FOR_DIALECT
-from tests.helpers import client_for, wait_for
+from tests.helpers import client_for, wait_for, wait_for_images
 
 MAGIC = {"video.mp4": (4, b"ftyp"), "thumbnail.webp": (8, b"WEBP"), "spritesheet.jpg": (0, b"\xff\xd8")}
 
@@ -238,6 +238,7 @@ def test_fault(case: Case, setup: Callable[..., Setup], record: Callable[..., No
         # once expired, the server's sweep deletes its file: the cached copy holds the same bytes
         size = asset.stat().st_size if asset.exists() else sum(p.stat().st_size for p in s.cache_dir.rglob("video.mp4"))
         sent = s.handle.app.bytes_sent[(video_id, "video")]
+    wait_for_images()  # they follow the video and may still be on their way (as .part files) under faults
     good, problems = cache_report(s.cache_dir)
     assert not problems, problems
     if outcome.startswith("video") or "cached copy" in outcome:

@@ -1,0 +1,53 @@
+"""Whether a downloaded file is whole by its own framing, for a body sent without a length.
+
+Such a body (an HTTP/1.0-style answer that ends when the connection closes) looks the same whether it ended or
+was cut off, so the file has to say it: an MP4's top-level boxes lead exactly to its last byte and include
+``moov``; a WEBP is as long as its RIFF header says; a JPEG ends with its EOI marker; a PNG with its IEND chunk.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+MAX_BOXES = 100_000  # a fragmented MP4 has two top-level boxes per fragment; this many is no video
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def whole(variant: str, path: Path) -> bool:
+    """Whether ``path`` (an asset of kind ``variant``: ``video`` or an image) is complete by its own framing."""
+    with path.open("rb") as f:
+        size = path.stat().st_size
+        if variant == "video":
+            return _mp4_whole(f, size)
+        head = f.read(12)
+        f.seek(max(0, size - len(PNG_END)))
+        tail = f.read()
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return int(struct.unpack("<I", head[4:8])[0]) + 8 == size
+    if head[:3] == b"\xff\xd8\xff":
+        return tail.endswith(b"\xff\xd9")
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and tail == PNG_END
+
+
+def _mp4_whole(f: BinaryIO, size: int) -> bool:
+    offset, kinds = 0, set[bytes]()
+    for _ in range(MAX_BOXES):
+        if offset == size:
+            return b"moov" in kinds
+        f.seek(offset)
+        header = f.read(16)
+        if len(header) < 8:
+            return False
+        box, kind = struct.unpack(">I4s", header[:8])
+        smallest = 8
+        if box == 1:  # the real size follows as 64 bits
+            if len(header) < 16:
+                return False
+            box, smallest = struct.unpack(">Q", header[8:16])[0], 16
+        if box < smallest:  # 0 means "up to the end of the file", which says nothing about where that is
+            return False
+        kinds.add(kind)
+        offset += box
+    return False
