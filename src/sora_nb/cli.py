@@ -186,7 +186,7 @@ def _generate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("sora-nb generate: interrupted; run the same command again to pick the job up.", file=sys.stderr)
         return 130
-    if job.backend == "local preview":
+    if job.local:
         print("(local preview: a synthetic video from the embedded server, not a real model)", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,12 @@ class Settings:
         )
         return f"Settings({shown})"
 
+    @property
+    def local(self) -> bool:
+        """Whether jobs go to the embedded local preview server (no base URL is configured): the one place
+        that decides it before a job has its backend."""
+        return not self.base_url
+
 
 _ENV = {
     "base_url": ("SORA_NB_BASE_URL", "OPENAI_BASE_URL"),
@@ -138,7 +144,7 @@ def _local_backend(speed: float, cache_dir: Path | None) -> Backend:
 def resolve_backend(current: Settings | None = None) -> Backend:
     """The backend for ``current`` settings, starting the embedded local server if no base URL is set."""
     current = current or settings()
-    if not current.base_url:
+    if not current.base_url:  # Settings.local, spelled so that mypy knows base_url is a str below
         if current.api_key:
             log.warning(
                 "sora_nb: an API key is set but no base URL. OpenAI's hosted video API closed on "

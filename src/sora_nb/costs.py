@@ -259,7 +259,7 @@ def estimate(
     from sora_nb.sweeps import expand
 
     current = settings()
-    local = not current.base_url
+    local = current.local
     if source is not None:
         if model is not None or size is not None or sweep or isinstance(seconds, list):
             raise TypeError("estimate(source=...) takes only seconds= (an extension): the rest comes from the source")

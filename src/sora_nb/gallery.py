@@ -354,7 +354,7 @@ def sweep(
     requests = expand(prompt, zip=zip, model=model, size=size, seconds=seconds, seed=seed, image=image, **fixed)
     keys = differing(requests)
     current = settings()
-    local = not current.base_url
+    local = current.local
     estimated = 0.0
     cards = []
     for request in requests:

@@ -239,7 +239,8 @@ class Job:
 
     State: ``status`` (pending, queued, in_progress, downloading, completed, failed, cancelled), ``progress``
     (0-100 or None), ``elapsed``, ``eta`` (seconds or None), ``bytes_done``/``bytes_total``, ``error``,
-    ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``.
+    ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``,
+    ``local`` (whether it runs on the embedded local preview server).
     ``thumbnail`` and ``spritesheet`` may arrive after the job has completed (they never hold up the video).
     Observers registered with :meth:`observe` are called on the runner thread after each change.
     """
@@ -272,6 +273,7 @@ class Job:
         self.cached = False
         self.cost = 0.0
         self.backend = ""
+        self.local = settings().local  # confirmed by the engine once the job runs
         self.started = time.monotonic()
         self.finished: float | None = None
         self._image = image
@@ -327,7 +329,7 @@ class Job:
                 raise self.error or errors.JobCancelledError("the job was cancelled") from None
             raise
 
-    def again(self) -> Job:
+    def retry(self) -> Job:
         """A new job for the same request: a fresh take (an attached job is attached again)."""
         if self.kind == "attach":
             return Job("attach", {}, video_id=self.id)
@@ -351,7 +353,7 @@ class Job:
         engine: Engine | None = None
         try:
             engine = await get_engine()
-            self._set(backend=engine.backend.label)
+            self._set(backend=engine.backend.label, local=engine.backend.local)
             if self.id is None:
                 key = fingerprint({"endpoint": engine.backend.identity, "kind": self.kind, **self.request})
                 self.id = None if self.new else engine.cache.lookup(key)

@@ -27,7 +27,6 @@ from PIL import Image
 from sora_nb import errors
 from sora_nb.cache import open_asset
 from sora_nb.client import MAX_IMAGE_PIXELS
-from sora_nb.config import LOCAL_LABEL
 from sora_nb.errors import one_line
 from sora_nb.jobs import Job
 
@@ -293,7 +292,7 @@ class VideoJob(anywidget.AnyWidget):
             "status": job.status,
             "progress": job.progress if job.progress is not None else -1,
             "backend": job.backend,
-            "local": job.backend == LOCAL_LABEL,
+            "local": job.local,
             "started_at": _epoch_ms(job.started),
             "finished_at": _epoch_ms(job.finished),
             "eta_at": (time.time() + job.eta) * 1000 if job.eta is not None and not job.done else 0.0,
@@ -340,7 +339,7 @@ class VideoJob(anywidget.AnyWidget):
 
     def retry(self) -> None:
         """Start a new job for the same request (only when asked: it may cost money) and show it here."""
-        self._bind(self._job.again())
+        self._bind(self._job.retry())
 
     def remix(self, prompt: str) -> VideoJob:
         """A remix of this video as a new widget, shown below this one."""
