@@ -33,8 +33,9 @@ from sora_nb.server.dialects import Dialect, get_dialect, video_record
 from sora_nb.server.errors import ApiError, invalid
 from sora_nb.server.faults import Faults
 from sora_nb.server.inputs import image_bytes, image_png, uploaded_video
+from sora_nb.server.records import ASSETS, JobRecord, VideoState
 from sora_nb.server.remote import FetchPolicy
-from sora_nb.server.store import ASSETS, JobRecord, Store, VideoState, safe_key
+from sora_nb.server.store import Store, safe_key
 
 DEFAULT_KEY = "sora-nb-local"
 DEFAULT_BLOCKED_WORDS = ("nsfw", "gore", "moderation-test")

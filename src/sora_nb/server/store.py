@@ -31,21 +31,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 from sora_nb.server.engines.synthetic import RenderCancelled, RenderError, RenderResult, RenderSpec, render
+from sora_nb.server.records import ASSETS, JobRecord, Kind, Status, VideoState
 
 log = logging.getLogger("sora_nb.server")
 
-Kind = Literal["generate", "remix", "edit", "extend"]
-Variant = Literal["video", "thumbnail", "spritesheet"]
-ASSETS: dict[str, tuple[str, str]] = {
-    "video": ("video.mp4", "video/mp4"),
-    "thumbnail": ("thumbnail.webp", "image/webp"),
-    "spritesheet": ("spritesheet.jpg", "image/jpeg"),
-}
 QUEUE_SECONDS = 0.5
 RUN_SECONDS_PER_CLIP_SECOND = 0.75
 MODERATION_FAILS_AT = 0.3
@@ -95,49 +89,6 @@ def new_id(prefix: str, *, base64_ids: bool = False) -> str:
         candidate = base64.b64encode(secrets.token_bytes(16)).decode()
         if "/" in candidate and "+" in candidate:
             return prefix + candidate
-
-
-@dataclass
-class JobRecord:
-    """What the server knows of one video job; persisted as ``job.json``."""
-
-    id: str
-    kind: Kind
-    model: str
-    prompt: str
-    width: int
-    height: int
-    seconds: float
-    fps: int
-    seed: int
-    created_at: float
-    queue_seconds: float
-    run_seconds: float
-    scene_prompt: str
-    remixed_from: str | None = None
-    source_id: str | None = None
-    has_image: bool = False
-    has_source: bool = False
-    metadata: dict[str, Any] | None = None
-    characters: list[str] = field(default_factory=list)
-    blocked_word: str | None = None
-    render_done_at: float | None = None
-    render_error: str | None = None
-    etags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VideoState:
-    """A job as seen at one instant: what a status response reports besides the job's own fields."""
-
-    job: JobRecord
-    status: Literal["queued", "in_progress", "completed", "failed"]
-    progress: int
-    completed_at: float | None
-    expires_at: float | None
-    expired: bool
-    error: Mapping[str, str] | None
-    remaining: float
 
 
 class Store:
@@ -371,7 +322,7 @@ class Store:
         now = time.time() if now is None else now
         start = job.created_at + job.queue_seconds
         finish = start + job.run_seconds
-        status: Literal["queued", "in_progress", "completed", "failed"]
+        status: Status
         completed_at = expires_at = None
         error: dict[str, str] | None = None
         remaining = max(0.0, finish - now)
