@@ -13,7 +13,8 @@ from typing import Any
 import uvicorn
 
 from sora_nb.server.addresses import authority, hostname, is_wildcard, reachable_host
-from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, ServerConfig, VideosServer
+from sora_nb.server.app import VideosServer
+from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, ServerConfig
 
 
 def _bind(host: str, port: int) -> socket.socket:
