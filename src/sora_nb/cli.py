@@ -14,7 +14,7 @@ from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConf
 from sora_nb.server.dialects import DIALECTS
 
 if TYPE_CHECKING:
-    from sora_nb.server.runner import ServerHandle
+    from sora_nb.server.launch import ServerHandle
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,7 +135,7 @@ def _announce(key_given: bool) -> object:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sora_nb.server.runner import serve  # the server (Starlette, uvicorn, the renderer) loads only to serve
+    from sora_nb.server.launch import serve  # the server (Starlette, uvicorn, the renderer) loads only to serve
 
     config = ServerConfig(
         dialect=args.dialect,

@@ -18,13 +18,13 @@ from sora_nb.server.dialects import DIALECTS
 
 if TYPE_CHECKING:
     from sora_nb.server.app import VideosServer
-    from sora_nb.server.runner import ServerHandle, serve, start
+    from sora_nb.server.launch import ServerHandle, serve, start
 
 _LAZY = {
     "VideosServer": "sora_nb.server.app",
-    "ServerHandle": "sora_nb.server.runner",
-    "serve": "sora_nb.server.runner",
-    "start": "sora_nb.server.runner",
+    "ServerHandle": "sora_nb.server.launch",
+    "serve": "sora_nb.server.launch",
+    "start": "sora_nb.server.launch",
 }
 
 __all__ = [

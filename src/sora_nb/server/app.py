@@ -27,13 +27,13 @@ from starlette.types import Message, Receive, Scope, Send
 from sora_nb.server import params
 from sora_nb.server.addresses import authority, hostname, is_wildcard
 from sora_nb.server.config import ServerConfig, default_data_dir
-from sora_nb.server.content import serve_file
 from sora_nb.server.dialects import Dialect, get_dialect, video_record
 from sora_nb.server.errors import ApiError, invalid
 from sora_nb.server.faults import Faults
 from sora_nb.server.inputs import image_bytes, image_png, uploaded_video
 from sora_nb.server.records import ASSETS, JobRecord, VideoState
 from sora_nb.server.remote import FetchPolicy
+from sora_nb.server.serving import serve_file
 from sora_nb.server.store import Store, safe_key
 
 PREVIEW_HEADER = ("x-sora-nb-server", "local-preview")
