@@ -26,6 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from sora_nb.server import params
 from sora_nb.server.addresses import authority, hostname, is_wildcard
+from sora_nb.server.body import read_body
 from sora_nb.server.config import ServerConfig, default_data_dir
 from sora_nb.server.dialects import Dialect, get_dialect, video_record
 from sora_nb.server.errors import ApiError, invalid
@@ -267,7 +268,7 @@ class VideosServer:
 
     async def _create(self, request: Request) -> Response:
         d = self.dialect
-        fields = (await params.read_body(request, d)).fields
+        fields = (await read_body(request, d)).fields
         allowed = {"prompt", "model", "seconds", "size", "input_reference", "characters", "seed"}
         if d.extra_fields:
             allowed |= {
@@ -361,7 +362,7 @@ class VideosServer:
 
     async def _remix(self, request: Request) -> Response:
         source, _ = self._completed_source(request.path_params["video_id"], "remixed")
-        fields = (await params.read_body(request, self.dialect)).fields
+        fields = (await read_body(request, self.dialect)).fields
         params.check_known(fields, {"prompt"}, self.dialect)
         prompt = params.prompt(fields)
         self._check_capacity()
@@ -393,7 +394,7 @@ class VideosServer:
 
     async def _derived(self, request: Request, *, extend: bool) -> Response:
         d = self.dialect
-        fields = (await params.read_body(request, d)).fields
+        fields = (await read_body(request, d)).fields
         params.check_known(fields, {"video", "prompt", "seconds"} if extend else {"video", "prompt"}, d)
         prompt = params.prompt(fields)
         segment = params.seconds(fields, d, required=True) if extend else None
@@ -426,7 +427,7 @@ class VideosServer:
         return await self._derived(request, extend=True)
 
     async def _create_character(self, request: Request) -> Response:
-        fields = (await params.read_body(request, self.dialect, multipart_only=True)).fields
+        fields = (await read_body(request, self.dialect, multipart_only=True)).fields
         params.check_known(fields, {"video", "name"}, self.dialect)
         name = params.text_field(fields, "name")
         if not name or not name.strip() or len(name) > 80:
@@ -451,7 +452,7 @@ class VideosServer:
         return JSONResponse({k: record[k] for k in ("id", "name", "created_at")})
 
     async def _upload_file(self, request: Request) -> Response:
-        fields = (await params.read_body(request, self.dialect, multipart_only=True)).fields
+        fields = (await read_body(request, self.dialect, multipart_only=True)).fields
         upload = fields.get("file")
         if not isinstance(upload, UploadFile):
             raise invalid("file must be an uploaded file.", param="file", code="missing_required_parameter")
