@@ -113,7 +113,7 @@ def _prepare(
     if app.dialect.content_redirect:
         cdn = _bind(host, 0)
         sockets.append(cdn)
-        app.cdn_port, urls["cdn_url"] = cdn.getsockname()[1], _origin(host, cdn)
+        app.cdn.port, urls["cdn_url"] = cdn.getsockname()[1], _origin(host, cdn)
     uv_config = uvicorn.Config(
         app,
         log_level=log_level,
