@@ -14,6 +14,8 @@ from sora_nb.server.cdn import CdnOrigin
 from sora_nb.server.config import ServerConfig, default_data_dir
 from sora_nb.server.context import Context
 from sora_nb.server.dialects import Dialect, get_dialect
+from sora_nb.server.engines import Engine
+from sora_nb.server.engines.synthetic import SyntheticEngine
 from sora_nb.server.errors import exception_handlers
 from sora_nb.server.faults import Faults
 from sora_nb.server.middleware import Gate, tagged
@@ -41,12 +43,13 @@ class VideosServer:
         self.faults = Faults.parse(config.faults)
         self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
         retention = self.faults.expire if self.faults.expire is not None else config.retention
+        self.engine: Engine = SyntheticEngine(
+            speed=config.speed, blocked_words=config.blocked_words, workers=config.render_workers
+        )
         self.store = Store(
             self.data_dir,
-            speed=config.speed,
+            self.engine,
             retention=retention,
-            blocked_words=config.blocked_words,
-            render_workers=config.render_workers,
             id_prefix=self.dialect.id_prefix,
             base64_ids=self.dialect.base64_ids,
         )
@@ -84,6 +87,7 @@ class VideosServer:
     def close(self) -> None:
         """Stop renders (unfinished ones resume on the next start with the same data directory)."""
         self.store.close()
+        self.engine.close()
 
     def _routes(self) -> list[Route]:
         """Every path of the API, in matching order (a literal path before the ``{video_id:path}`` that would

@@ -22,7 +22,12 @@ ASSETS: dict[str, tuple[str, str]] = {
 
 @dataclass
 class JobRecord:
-    """What the server knows of one video job; persisted as ``job.json``."""
+    """What the server knows of one video job; persisted as ``job.json``.
+
+    The request comes first; then the engine's part, filled in by ``Engine.admit`` (the synthetic engine's
+    simulated schedule and moderation verdict); then the files, set by the store when the engine reports them
+    made (or failed).
+    """
 
     id: str
     kind: Kind
@@ -34,16 +39,19 @@ class JobRecord:
     fps: int
     seed: int
     created_at: float
-    queue_seconds: float
-    run_seconds: float
     scene_prompt: str
+    segment_seconds: float | None = None  # an extension's added seconds (``seconds`` is the whole clip)
     remixed_from: str | None = None
     source_id: str | None = None
     has_image: bool = False
     has_source: bool = False
     metadata: dict[str, Any] | None = None
     characters: list[str] = field(default_factory=list)
+    # the engine's part
+    queue_seconds: float = 0.0
+    run_seconds: float = 0.0
     blocked_word: str | None = None
+    # the files
     render_done_at: float | None = None
     render_error: str | None = None
     etags: dict[str, str] = field(default_factory=dict)
