@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 
 from sora_nb.server.engines.synthetic import RenderSpec, render
-from sora_nb.server.store import JobRecord, safe_key, write_json_atomic
+from sora_nb.server.records import JobRecord
+from sora_nb.server.store import safe_key, write_json_atomic
 
 KEY = "bench-key"
 SERVE_MIB = 200

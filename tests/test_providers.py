@@ -280,7 +280,8 @@ def test_multipart_booleans_and_nested_none() -> None:
 
 
 def test_multipart_list_of_dicts_round_trips_through_the_server_parser() -> None:
-    from sora_nb.server.params import _nest, character_ids
+    from sora_nb.server.body import _nest
+    from sora_nb.server.params import character_ids
 
     body = encode({"prompt": "p", "characters": [{"id": "char_1"}, {"id": "char_2"}]}, multipart=True)
     items = [(k, v) for k, vs in body.data.items() for v in (vs if isinstance(vs, list) else [vs])]

@@ -8,10 +8,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, default_data_dir
+from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, default_data_dir
 from sora_nb.server.dialects import DIALECTS
-from sora_nb.server.runner import ServerHandle, serve
+
+if TYPE_CHECKING:
+    from sora_nb.server.launch import ServerHandle
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,6 +135,8 @@ def _announce(key_given: bool) -> object:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sora_nb.server.launch import serve  # the server (Starlette, uvicorn, the renderer) loads only to serve
+
     config = ServerConfig(
         dialect=args.dialect,
         speed=args.speed,

@@ -125,16 +125,16 @@ def test_remix_keeps_size_and_points_at_its_source(server: ServerHandle) -> None
 @pytest.fixture
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The prompts the server really renders (a spy on the renderer; everything else is real)."""
-    import sora_nb.server.store as store_module
+    import sora_nb.server.engines.synthetic.engine as engine_module
 
     rendered: list[str] = []
-    real_render = store_module.render
+    real_render = engine_module.render
 
     def counting(spec: Any, out: Path, **kwargs: Any) -> Any:
         rendered.append(spec.prompt)
         return real_render(spec, out, **kwargs)
 
-    monkeypatch.setattr(store_module, "render", counting)
+    monkeypatch.setattr(engine_module, "render", counting)
     return rendered
 
 

@@ -3,13 +3,29 @@
 >>> from sora_nb.server import start
 >>> with start(speed=10) as server:          # doctest: +SKIP
 ...     print(server.base_url, server.key)
+
+Importing the package is light: the settings and dialects load at once, while the app and its launcher
+(Starlette, uvicorn, the renderer) load on first use of ``start``, ``serve``, ``ServerHandle`` or ``VideosServer``.
 """
 
 from __future__ import annotations
 
-from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, VideosServer, default_data_dir
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, default_data_dir
 from sora_nb.server.dialects import DIALECTS
-from sora_nb.server.runner import ServerHandle, serve, start
+
+if TYPE_CHECKING:
+    from sora_nb.server.app import VideosServer
+    from sora_nb.server.launch import ServerHandle, serve, start
+
+_LAZY = {
+    "VideosServer": "sora_nb.server.app",
+    "ServerHandle": "sora_nb.server.launch",
+    "serve": "sora_nb.server.launch",
+    "start": "sora_nb.server.launch",
+}
 
 __all__ = [
     "DEFAULT_BLOCKED_WORDS",
@@ -22,3 +38,13 @@ __all__ = [
     "serve",
     "start",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the app and its launcher on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sora_nb.server.store import VideoState
+from sora_nb.server.records import VideoState
 
 AuthStyle = Literal["bearer", "bearer-or-raw", "api-key"]
 

@@ -1,10 +1,13 @@
-"""The error envelope of the local Videos API: ``{"error": {"message", "type", "param", "code"}}``."""
+"""The error envelope of the local Videos API: ``{"error": {"message", "type", "param", "code"}}``, and the
+handlers that answer every exception of a route with it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 
 class ApiError(Exception):
@@ -37,3 +40,26 @@ class ApiError(Exception):
 def invalid(message: str, *, param: str | None = None, code: str = "invalid_value") -> ApiError:
     """A 400 for a request parameter that cannot be accepted."""
     return ApiError(400, message, code=code, param=param)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Unknown path {request.url.path!r}. The Videos API lives under /v1/videos (Azure: /openai/v1)."
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path!r}."
+    else:
+        message = str(exc.detail)
+    return ApiError(
+        exc.status_code, message, code="not_found" if exc.status_code == 404 else "bad_request", headers=exc.headers
+    ).response()
+
+
+def exception_handlers() -> dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]]:
+    """Starlette's ``exception_handlers``: an ApiError as itself, a routing 404/405 in the same envelope."""
+    return {ApiError: _api_error, HTTPException: _http_error}

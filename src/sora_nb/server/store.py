@@ -1,8 +1,7 @@
 """Jobs, uploaded files and characters of the local server, kept in memory and persisted in a data directory.
 
-A job's status is a pure function of the clock, its simulated schedule (queue time, run time, both scaled by
-the server's speed) and whether its real render has finished, so a restarted server answers the same way.
-Renders run on a small thread pool, off the event loop; a job interrupted by a restart is rendered again.
+The store keeps each job's record and files; its engine (:mod:`sora_nb.server.engines`) makes the files and says
+where the job stands, and the store adds expiry. A job interrupted by a restart is started again.
 A sweeper thread deletes the media of expired jobs and uploads unused for the retention time, at start and
 then periodically, so ``retention`` bounds the disk the server uses without anyone asking for the files.
 
@@ -11,10 +10,6 @@ Layout of the data directory (``<key>`` is a filesystem-safe encoding of the ID;
     jobs/<key>/job.json, video.mp4, thumbnail.webp, spritesheet.jpg, input.png, source.mp4
     files/<key>/meta.json, blob
     characters/<key>/character.json, video.mp4
-
-The media of jobs made from an identical request are hard links to one set of files where the filesystem
-allows it; nothing ever writes into a published file (renders write a temporary file and rename it), so
-deleting or expiring one job leaves the others' files intact.
 """
 
 from __future__ import annotations
@@ -24,31 +19,20 @@ import contextlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from sora_nb.server.engines.synthetic import RenderCancelled, RenderError, RenderResult, RenderSpec, render
+from sora_nb.server.engines import Engine
+from sora_nb.server.records import ASSETS, JobRecord, Kind, VideoState
 
 log = logging.getLogger("sora_nb.server")
 
-Kind = Literal["generate", "remix", "edit", "extend"]
-Variant = Literal["video", "thumbnail", "spritesheet"]
-ASSETS: dict[str, tuple[str, str]] = {
-    "video": ("video.mp4", "video/mp4"),
-    "thumbnail": ("thumbnail.webp", "image/webp"),
-    "spritesheet": ("spritesheet.jpg", "image/jpeg"),
-}
-QUEUE_SECONDS = 0.5
-RUN_SECONDS_PER_CLIP_SECOND = 0.75
-MODERATION_FAILS_AT = 0.3
 INPUTS = ("input.png", "source.mp4")
 
 
@@ -70,16 +54,6 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _share(source: Path, target: Path) -> None:
-    """Give ``target`` the bytes of ``source``: a hard link (no second copy) where the filesystem allows one."""
-    try:
-        os.link(source, target)
-    except FileNotFoundError:
-        raise
-    except OSError:  # no hard links here (FAT, some network shares) or across devices: copy
-        shutil.copyfile(source, target)
-
-
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON to a temporary sibling, then rename it over ``path``."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -97,75 +71,24 @@ def new_id(prefix: str, *, base64_ids: bool = False) -> str:
             return prefix + candidate
 
 
-@dataclass
-class JobRecord:
-    """What the server knows of one video job; persisted as ``job.json``."""
-
-    id: str
-    kind: Kind
-    model: str
-    prompt: str
-    width: int
-    height: int
-    seconds: float
-    fps: int
-    seed: int
-    created_at: float
-    queue_seconds: float
-    run_seconds: float
-    scene_prompt: str
-    remixed_from: str | None = None
-    source_id: str | None = None
-    has_image: bool = False
-    has_source: bool = False
-    metadata: dict[str, Any] | None = None
-    characters: list[str] = field(default_factory=list)
-    blocked_word: str | None = None
-    render_done_at: float | None = None
-    render_error: str | None = None
-    etags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VideoState:
-    """A job as seen at one instant: what a status response reports besides the job's own fields."""
-
-    job: JobRecord
-    status: Literal["queued", "in_progress", "completed", "failed"]
-    progress: int
-    completed_at: float | None
-    expires_at: float | None
-    expired: bool
-    error: Mapping[str, str] | None
-    remaining: float
-
-
 class Store:
-    """The server's jobs, files and characters; thread-safe; renders on a thread pool."""
+    """The server's jobs, files and characters; thread-safe; ``engine`` makes the jobs' files."""
 
     def __init__(
         self,
         data_dir: Path,
+        engine: Engine,
         *,
-        speed: float = 1.0,
         retention: float = 86400.0,
-        blocked_words: tuple[str, ...] = (),
-        render_workers: int = 2,
         id_prefix: str = "video_",
         base64_ids: bool = False,
     ) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be > 0 (1 = default pace, 10 = ten times faster)")
         self.data_dir = Path(data_dir)
-        self.speed = speed
+        self.engine = engine
         self.retention = retention
         self.id_prefix, self.base64_ids = id_prefix, base64_ids
-        self.blocked = [(word, re.compile(rf"\b{re.escape(word.lower())}\b")) for word in blocked_words if word.strip()]
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.RLock()
-        self._cancel: dict[str, threading.Event] = {}
-        self._renders: dict[RenderSpec, tuple[Future[RenderResult], Path]] = {}  # first render of each spec
-        self._pool = ThreadPoolExecutor(max_workers=max(1, render_workers), thread_name_prefix="sora-nb-render")
         for sub in ("jobs", "files", "characters"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self._load()
@@ -187,20 +110,11 @@ class Store:
                 log.warning("skipping unreadable job record %s: %s", path, exc)
                 continue
             self._jobs[job.id] = job
-            if job.render_done_at is None and job.blocked_word is None:
-                self._start_render(job)
+            if job.render_done_at is None:
+                self._start(job)
 
     def _save(self, job: JobRecord) -> None:
         write_json_atomic(self.job_dir(job.id) / "job.json", asdict(job))
-
-    def moderation(self, *texts: str) -> str | None:
-        """The first blocked word found in ``texts``, if any."""
-        for text in texts:
-            lowered = text.lower()
-            for word, pattern in self.blocked:
-                if pattern.search(lowered):
-                    return word
-        return None
 
     def create(
         self,
@@ -222,9 +136,7 @@ class Store:
         metadata: dict[str, Any] | None = None,
         characters: list[str] | None = None,
     ) -> JobRecord:
-        """Record a new job, persist it and start its render."""
-        clip = segment_seconds if segment_seconds is not None else seconds
-        run = RUN_SECONDS_PER_CLIP_SECOND * clip * (0.66 if kind == "edit" else 1.0)
+        """Record a new job, persist it and start making its files."""
         with self._lock:
             job_id = new_id(self.id_prefix, base64_ids=self.base64_ids)
             while job_id in self._jobs:
@@ -240,17 +152,16 @@ class Store:
                 fps=fps,
                 seed=seed,
                 created_at=time.time(),
-                queue_seconds=QUEUE_SECONDS / self.speed,
-                run_seconds=run / self.speed,
                 scene_prompt=scene_prompt if scene_prompt is not None else prompt,
+                segment_seconds=segment_seconds,
                 remixed_from=remixed_from,
                 source_id=source_id,
                 has_image=image_png is not None,
                 has_source=source_video is not None,
                 metadata=metadata,
                 characters=list(characters or []),
-                blocked_word=self.moderation(prompt),
             )
+            self.engine.admit(job)
             directory = self.job_dir(job_id)
             directory.mkdir(parents=True, exist_ok=True)
             if image_png is not None:
@@ -259,94 +170,25 @@ class Store:
                 shutil.copyfile(source_video, directory / "source.mp4")
             self._save(job)
             self._jobs[job_id] = job
-            if job.blocked_word is None:
-                self._start_render(job)
+            self._start(job)
             return job
 
-    def _spec(self, job: JobRecord) -> RenderSpec:
-        directory = self.job_dir(job.id)
-        mode: Literal["generate", "remix", "edit", "extend"] = job.kind
-        text = job.prompt
-        if job.characters:
-            text = f"{text} (featuring {', '.join(job.characters)})"
-        return RenderSpec(
-            prompt=text,
-            width=job.width,
-            height=job.height,
-            seconds=job.seconds,
-            fps=job.fps,
-            seed=job.seed,
-            mode=mode,
-            scene_prompt=job.scene_prompt if job.kind in ("remix", "extend") else None,
-            image=directory / "input.png" if job.has_image else None,
-            source=directory / "source.mp4" if job.has_source else None,
-        )
+    def _start(self, job: JobRecord) -> None:
+        self.engine.start(job, self.job_dir(job.id), self._files_done)
 
-    def _start_render(self, job: JobRecord) -> None:
-        cancel = threading.Event()
-        self._cancel[job.id] = cancel
-        spec = self._spec(job)
-        out = self.job_dir(job.id)
+    def _files_done(self, job_id: str, error: str | None) -> None:
+        """The engine's report that a job's files are made (``error`` None) or cannot be."""
         with self._lock:
-            # the renderer is deterministic: a request the server has rendered before (text only, no input
-            # files) is copied from that render instead of rendered again (a class running the same notebook)
-            reusable = spec.image is None and spec.source is None
-            earlier = self._renders.get(spec) if reusable else None
-            future = self._pool.submit(self._render_or_copy, spec, out, earlier, cancel.is_set)
-            if reusable and earlier is None:
-                self._renders[spec] = (future, out)
-        future.add_done_callback(lambda f: self._render_done(job.id, f))
-
-    @staticmethod
-    def _render_or_copy(
-        spec: RenderSpec,
-        out: Path,
-        earlier: tuple[Future[RenderResult], Path] | None,
-        cancelled: Callable[[], bool],
-    ) -> RenderResult:
-        if earlier is not None:
-            first, source = earlier
-            try:
-                done = first.result()  # waits while that render runs (it was queued before this task)
-                if cancelled():  # this job was deleted meanwhile: leave no directory behind
-                    raise RenderCancelled("cancelled")
-                out.mkdir(parents=True, exist_ok=True)
-                paths = {}
-                for variant, (name, _) in ASSETS.items():
-                    tmp = out / f".{name}.{secrets.token_hex(4)}.part"
-                    _share(source / name, tmp)
-                    paths[variant] = tmp.replace(out / name)
-                return RenderResult(**paths, frames=done.frames, duration=done.duration)
-            except (RenderError, OSError):  # that job failed, or its files are gone: render this one
-                for leftover in out.glob(".*.part"):
-                    leftover.unlink(missing_ok=True)
-            except RenderCancelled:
-                if cancelled():
-                    raise
-        return render(spec, out, cancelled=cancelled)
-
-    def _render_done(self, job_id: str, future: Future[RenderResult]) -> None:
-        with self._lock:
-            self._cancel.pop(job_id, None)
             job = self._jobs.get(job_id)
-            if job is None or future.cancelled():
+            if job is None:
                 return
-            exc = future.exception()
-            if isinstance(exc, RenderCancelled):
-                return
-            if exc is not None:
-                log.error("render of %s failed: %s", job_id, exc)
-                job.render_error = (
-                    str(exc) if isinstance(exc, RenderError) else "the local renderer failed; see the server log"
-                )
+            if error is not None:
+                job.render_error = error
             else:
                 directory = self.job_dir(job_id)
                 for variant, (name, _) in ASSETS.items():
                     stat = (directory / name).stat()
                     job.etags[variant] = f'"{variant}-{stat.st_size:x}-{int(stat.st_mtime_ns):x}"'
-                spec = self._spec(job)
-                if spec.image is None and spec.source is None:  # the source of later copies, if none is left
-                    self._renders.setdefault(spec, (future, directory))
             job.render_done_at = time.time()
             if self.job_dir(job_id).exists():
                 self._save(job)
@@ -367,47 +209,21 @@ class Store:
         return sum(self.state(job, now).status in ("queued", "in_progress") for job in self.jobs())
 
     def state(self, job: JobRecord, now: float | None = None) -> VideoState:
-        """The job's status, progress and times at ``now``."""
+        """The job's status, progress and times at ``now``, as its engine reports them, with expiry added."""
         now = time.time() if now is None else now
-        start = job.created_at + job.queue_seconds
-        finish = start + job.run_seconds
-        status: Literal["queued", "in_progress", "completed", "failed"]
-        completed_at = expires_at = None
-        error: dict[str, str] | None = None
-        remaining = max(0.0, finish - now)
-        if job.blocked_word is not None and now >= start + MODERATION_FAILS_AT * job.run_seconds:
-            status, progress = "failed", int(100 * MODERATION_FAILS_AT)
-            completed_at = start + MODERATION_FAILS_AT * job.run_seconds
-            error = {
-                "code": "moderation_blocked",
-                "message": f"The prompt was blocked by the local server's moderation list (word: "
-                f"{job.blocked_word!r}). Rephrase the prompt; the list is set with --blocked-words.",
-            }
-        elif job.render_error is not None:
-            status, progress, completed_at = "failed", 0, job.render_done_at
-            error = {"code": "render_failed", "message": job.render_error}
-        elif now < start:
-            status, progress = "queued", 0
-        elif now < finish or job.render_done_at is None:
-            status = "in_progress"
-            fraction = (now - start) / job.run_seconds if job.run_seconds > 0 else 1.0
-            progress = max(0, min(99, int(100 * fraction)))
-            if job.render_done_at is None and remaining == 0.0:
-                remaining = 0.25
-        else:
-            status, progress = "completed", 100
-            completed_at = max(finish, job.render_done_at)
-            expires_at = completed_at + self.retention
-        expired = expires_at is not None and now >= expires_at
+        where = self.engine.state(job, now)
+        expires_at = None
+        if where.status == "completed" and where.completed_at is not None:
+            expires_at = where.completed_at + self.retention
         return VideoState(
             job=job,
-            status=status,
-            progress=progress,
-            completed_at=completed_at,
+            status=where.status,
+            progress=where.progress,
+            completed_at=where.completed_at,
             expires_at=expires_at,
-            expired=expired,
-            error=error,
-            remaining=remaining,
+            expired=expires_at is not None and now >= expires_at,
+            error=where.error,
+            remaining=where.remaining,
         )
 
     def asset(self, job: JobRecord, variant: str) -> Path:
@@ -418,13 +234,9 @@ class Store:
         """Delete an expired job's media and input files (the record stays, as on the hosted service)."""
         directory = self.job_dir(job.id)
         with self._lock:
-            self._forget_source(directory)
+            self.engine.release(directory)
             for name in (*(name for name, _ in ASSETS.values()), *INPUTS):
                 (directory / name).unlink(missing_ok=True)
-
-    def _forget_source(self, directory: Path) -> None:
-        """Stop copying later identical requests from the files in ``directory`` (they are going away)."""
-        self._renders = {spec: first for spec, first in self._renders.items() if first[1] != directory}
 
     def sweep(self, now: float | None = None) -> None:
         """Delete the files of expired jobs, and uploads not used for ``retention`` seconds."""
@@ -451,16 +263,14 @@ class Store:
             self._sweep_logged()
 
     def delete(self, job_id: str) -> bool:
-        """Delete a job and its files, cancelling its render if it is running; False if unknown."""
+        """Delete a job and its files, stopping its engine's work on it; False if unknown."""
         with self._lock:
             job = self._jobs.pop(job_id, None)
             if job is None:
                 return False
-            cancel = self._cancel.pop(job_id, None)
-            if cancel is not None:
-                cancel.set()
+            self.engine.cancel(job_id)
             gone = self.job_dir(job_id)
-            self._forget_source(gone)
+            self.engine.release(gone)
             shutil.rmtree(gone, ignore_errors=True)
             return True
 
@@ -511,10 +321,6 @@ class Store:
         return record
 
     def close(self) -> None:
-        """Cancel running renders, stop the sweeps and the pool (unfinished jobs render again on the next start)."""
+        """Stop the sweeps (the engine, which the store was given, is closed by its owner)."""
         self._stop.set()
         self._sweeper.join()
-        with self._lock:
-            for event in self._cancel.values():
-                event.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)

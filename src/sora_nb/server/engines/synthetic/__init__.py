@@ -9,11 +9,14 @@ Where things are: `spec` (what to render, what comes back, errors), `plan` (what
 `scene` (the moving backdrop and discs, or a pan/zoom over an image), `text` (badge, caption, progress line),
 `patches` (blending those into the planes), `color` (YUV planes, palettes, the edit look), `sources` (input
 images and videos), `audio` (the tone), `rng` (hash-derived numbers) and `encode` (`render()` itself).
+`engine` puts `render()` behind the server's Engine protocol (`SyntheticEngine`: a thread pool, copies of
+identical renders) on the simulated schedule of `schedule`.
 """
 
 from __future__ import annotations
 
 from sora_nb.server.engines.synthetic.encode import render
+from sora_nb.server.engines.synthetic.engine import SyntheticEngine
 from sora_nb.server.engines.synthetic.sources import VideoInfo, probe_video
 from sora_nb.server.engines.synthetic.spec import RenderCancelled, RenderError, RenderResult, RenderSpec
 
@@ -22,6 +25,7 @@ __all__ = [
     "RenderError",
     "RenderResult",
     "RenderSpec",
+    "SyntheticEngine",
     "VideoInfo",
     "probe_video",
     "render",

@@ -1,10 +1,16 @@
-"""Serving media files from disk: streamed in chunks (flat memory), with Range, ETag and injected faults."""
+"""Serving a job's files from disk: streamed in chunks (flat memory), with Range, ETag and injected faults.
+
+:class:`AssetServer` answers for a job's video, thumbnail or spritesheet (the content route and the CDN origin
+both use it) and counts the body bytes it sends.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 from starlette.requests import Request
@@ -14,8 +20,16 @@ from starlette.types import Receive, Scope, Send
 from sora_nb.server import params
 from sora_nb.server.errors import ApiError
 from sora_nb.server.faults import DownloadFault, Faults
+from sora_nb.server.records import ASSETS, JobRecord
+from sora_nb.server.store import Store
 
 CHUNK_BYTES = 256 * 1024
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_filename(name: str, limit: int) -> str:
+    """``name`` with every character but ``A-Za-z0-9_.-`` replaced by ``_``, cut to ``limit`` characters."""
+    return _FILENAME_UNSAFE.sub("_", name)[:limit]
 
 
 class InjectedDrop(Exception):
@@ -157,3 +171,32 @@ async def serve_file(
     return FileResponse(
         path, start=start, end=end, status_code=status, headers=headers, media_type=media_type, fault=fault, sent=count
     )
+
+
+class AssetServer:
+    """Answers for a job's files; ``bytes_sent`` counts the body bytes sent per (video ID, variant)."""
+
+    def __init__(self, store: Store, faults: Faults) -> None:
+        self.store, self.faults = store, faults
+        self.bytes_sent: Counter[tuple[str, str]] = Counter()
+
+    async def serve(self, request: Request, job: JobRecord, variant: str) -> Response:
+        """The ``variant`` (a key of ASSETS) of a finished job; 404 ``asset_missing`` if its file is gone."""
+        path = anyio.Path(self.store.asset(job, variant))
+        if not await path.is_file():
+            raise ApiError(
+                404,
+                f"The local server has lost the {variant} of {job.id!r}; delete the video and generate it again.",
+                code="asset_missing",
+            )
+        name, media_type = ASSETS[variant]
+        return await serve_file(
+            request,
+            path,
+            media_type=media_type,
+            filename=safe_filename(job.id, 120) + Path(name).suffix,
+            etag=job.etags.get(variant, '"0"'),
+            asset=(job.id, variant),
+            faults=self.faults,
+            sent=self.bytes_sent,
+        )

@@ -13,7 +13,8 @@ from typing import Any
 import uvicorn
 
 from sora_nb.server.addresses import authority, hostname, is_wildcard, reachable_host
-from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, ServerConfig, VideosServer
+from sora_nb.server.app import VideosServer
+from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, ServerConfig
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -112,7 +113,7 @@ def _prepare(
     if app.dialect.content_redirect:
         cdn = _bind(host, 0)
         sockets.append(cdn)
-        app.cdn_port, urls["cdn_url"] = cdn.getsockname()[1], _origin(host, cdn)
+        app.cdn.port, urls["cdn_url"] = cdn.getsockname()[1], _origin(host, cdn)
     uv_config = uvicorn.Config(
         app,
         log_level=log_level,
