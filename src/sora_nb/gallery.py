@@ -23,12 +23,9 @@ import anywidget
 import ipywidgets
 import traitlets
 
-from sora_nb.cache import CachedVideo, VideoCache, open_asset
-from sora_nb.config import settings
-from sora_nb.costs import estimate_request
-from sora_nb.jobs import Job, submit
-from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, attach, poster_jpeg, send_file
+from sora_nb.cache import CachedVideo, open_asset
+from sora_nb.jobs import Job, attach
+from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, poster_jpeg, send_file
 
 POSTER_WIDTH = 256
 log = logging.getLogger("sora_nb")
@@ -223,7 +220,7 @@ class Gallery(anywidget.AnyWidget):
         video_id = self.items[index].video_id
         if video_id is None:
             return None
-        widget = attach(video_id)
+        widget = VideoJob(attach(video_id))
         with self.below:
             display(widget)  # type: ignore[no-untyped-call]
         return widget
@@ -331,72 +328,3 @@ class Gallery(anywidget.AnyWidget):
                 self.send({"type": "poster-error", "index": index, "message": "no poster for this video"})
         elif content.get("type") == "video":
             send_file(self, card.path if card is not None else None, {"index": index})
-
-
-def sweep(
-    prompt: str | Sequence[str],
-    *,
-    model: str | Sequence[str] | None = None,
-    size: str | Sequence[str] | None = None,
-    seconds: int | str | Sequence[int | str] | None = None,
-    seed: int | Sequence[int] | None = None,
-    image: str | Path | Sequence[str | Path] | None = None,
-    max_concurrency: int | None = None,
-    zip: bool = False,
-    new: bool = False,
-    **fixed: Any,
-) -> Gallery:
-    """Run a sweep: every combination of the listed prompts and parameters (pairwise with ``zip=True``).
-
-    ``sweep("a {animal} in {place}", animal=[...], place=[...])`` fills the template. Other keyword arguments are
-    sent with every request. Cached requests appear at once and cost nothing.
-    """
-    requests = expand(prompt, zip=zip, model=model, size=size, seconds=seconds, seed=seed, image=image, **fixed)
-    keys = differing(requests)
-    current = settings()
-    local = current.local
-    estimated = 0.0
-    cards = []
-    for request in requests:
-        fills = request.pop("_fills", {})
-        params = {k: request[k] for k in JOB_PARAMS if request.get(k) is not None}
-        extra = {k: v for k, v in request.items() if k not in (*JOB_PARAMS, "prompt")}
-        cost = estimate_request(
-            {**request, "model": request.get("model") or current.model}, local=local, prices=current.prices
-        )
-        estimated += cost.usd or 0.0
-
-        def start(text: str = request["prompt"], params: dict[str, Any] = params, extra: dict[str, Any] = extra) -> Job:
-            return submit(text, new=new, **params, **extra)
-
-        cards.append(
-            Card(label=label({**request, "_fills": fills}, keys), request={**request, "_fills": fills}, start=start)
-        )
-    title = f"Sweep of {len(cards)}: " + (", ".join(keys) if keys else "one request")
-    return Gallery(title, cards, max_concurrency=max_concurrency, estimated_usd=round(estimated, 4), local=local)
-
-
-def history(
-    query: str | None = None,
-    *,
-    model: str | None = None,
-    since: dt.datetime | float | None = None,
-    cache: VideoCache | None = None,
-) -> Gallery:
-    """The cached videos, newest first; ``query`` searches prompts, ``model`` and ``since`` filter."""
-    store = cache or VideoCache(settings().cache_dir)
-    cutoff = since.timestamp() if isinstance(since, dt.datetime) else since
-    cards = []
-    for entry in store.ls():  # validated records: a bad entry is skipped or repaired there, never raised here
-        params = entry.params
-        if query and query.lower() not in entry.prompt.lower():
-            continue
-        if model and params["model"] != model:
-            continue
-        if cutoff is not None and entry.saved_at < cutoff:
-            continue
-        request = {"prompt": entry.prompt, **params}
-        saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
-        cards.append(Card(label=saved, request=request, cached=entry))
-    what = f"matching {query!r}" if query else "in the cache"
-    return Gallery(f"History: {len(cards)} videos {what}", cards, local=False, autoplay=False)
