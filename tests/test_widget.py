@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import sora_nb
-from sora_nb import widget as widget_module
 from sora_nb.server import ServerHandle
-from sora_nb.widget import VideoJob
+from sora_nb.widgets import _base
+from sora_nb.widgets.job import VideoJob
 
 Configured = Callable[..., ServerHandle]
 
@@ -103,7 +103,7 @@ def test_video_travels_in_chunks_of_at_most_the_limit(configured: Configured, mo
     configured()
     w = sora_nb.generate("chunked transfer")
     path = w.result(timeout=60)
-    monkeypatch.setattr(widget_module, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(_base, "CHUNK_BYTES", 64 * 1024)
     sent: list[tuple[dict[str, Any], list[bytes]]] = []
     monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, list(buffers or []))))
     w._on_message(w, {"type": "video"}, [])

@@ -47,10 +47,10 @@ if TYPE_CHECKING:
         SoraError,
         VideoExpiredError,
     )
-    from sora_nb.gallery import Gallery
     from sora_nb.jobs import Job
     from sora_nb.video import Video, parse_video
-    from sora_nb.widget import VideoJob
+    from sora_nb.widgets.gallery import Gallery
+    from sora_nb.widgets.job import VideoJob
 
 __version__ = "0.1.0"
 
@@ -79,12 +79,12 @@ _HOME: dict[str, tuple[str, str | None]] = {
     "AsyncVideosClient": ("sora_nb.client", "AsyncVideosClient"),
     "CachedVideo": ("sora_nb.cache", "CachedVideo"),
     "Estimate": ("sora_nb.costs", "Estimate"),
-    "Gallery": ("sora_nb.gallery", "Gallery"),
+    "Gallery": ("sora_nb.widgets.gallery", "Gallery"),
     "Job": ("sora_nb.jobs", "Job"),
     "Settings": ("sora_nb.config", "Settings"),
     "Video": ("sora_nb.video", "Video"),
     "VideoCache": ("sora_nb.cache", "VideoCache"),
-    "VideoJob": ("sora_nb.widget", "VideoJob"),
+    "VideoJob": ("sora_nb.widgets.job", "VideoJob"),
     "configure": ("sora_nb.config", "configure"),
     "jobs": ("sora_nb.jobs", None),
     "parse_video": ("sora_nb.video", "parse_video"),

@@ -17,10 +17,10 @@ from sora_nb import jobs
 from sora_nb.cache import VideoCache
 from sora_nb.config import settings
 from sora_nb.costs import Budget, Estimate, estimate_request
-from sora_nb.gallery import Card, Gallery
 from sora_nb.jobs import Job, submit
 from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import VideoJob
+from sora_nb.widgets.gallery import Card, Gallery
+from sora_nb.widgets.job import VideoJob
 
 __all__ = [
     "attach",

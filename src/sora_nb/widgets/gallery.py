@@ -6,29 +6,21 @@ a thousand cached videos opens at once and loads what is on screen.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
-import logging
-import os
-import shutil
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anywidget
-import ipywidgets
 import traitlets
 
-from sora_nb.cache import CachedVideo, open_asset
+from sora_nb.cache import CachedVideo
 from sora_nb.jobs import Job, attach
-from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, poster_jpeg, send_file
-
-POSTER_WIDTH = 256
-log = logging.getLogger("sora_nb")
+from sora_nb.widgets._base import CARD_POSTER_WIDTH, STATIC, Throttle, Widget, poster_jpeg, send_file
+from sora_nb.widgets.export import contact_sheet
+from sora_nb.widgets.job import VideoJob
 
 
 @dataclass
@@ -79,22 +71,7 @@ class Card:
         }
 
 
-def _pack(archive: zipfile.ZipFile, path: Path, name: str) -> bool:
-    """Copy a cached MP4 into ``archive`` as ``name``; False (logged) when it is gone or not the cache's own."""
-    try:
-        with open_asset(path) as src:
-            info = zipfile.ZipInfo(name, time.localtime()[:6])  # not the file's: a planted 1970 breaks ZIP
-            info.file_size = os.fstat(src.fileno()).st_size  # lets zipfile choose ZIP64 for a huge file
-            info.external_attr = 0o644 << 16
-            with archive.open(info, "w") as dst:
-                shutil.copyfileobj(src, dst, CHUNK_BYTES)
-    except OSError as exc:
-        log.warning("sora_nb: left %s out of the archive: %s", path, exc)
-        return False
-    return True
-
-
-class Gallery(anywidget.AnyWidget):
+class Gallery(Widget):
     """Cards of videos: live while a sweep runs; select two or more to compare them in sync."""
 
     _esm = STATIC / "gallery.js"
@@ -120,12 +97,9 @@ class Gallery(anywidget.AnyWidget):
     ) -> None:
         super().__init__(title=title, estimated_usd=estimated_usd, local=local, autoplay=autoplay)
         self.items = list(items)
-        self.below = ipywidgets.Output()
-        self._box = ipywidgets.VBox([self, self.below])
         self.max_concurrency = max_concurrency
         self._lock = threading.Lock()
         self._throttle = Throttle(lambda: self._push())
-        self.on_msg(self._on_message)
         self._push()
         self._start_more()
 
@@ -215,25 +189,19 @@ class Gallery(anywidget.AnyWidget):
 
     def open_player(self, index: int) -> VideoJob | None:
         """The full player of card ``index`` (with its remix box), shown below the gallery."""
-        from IPython.display import display
-
         video_id = self.items[index].video_id
         if video_id is None:
             return None
         widget = VideoJob(attach(video_id))
-        with self.below:
-            display(widget)  # type: ignore[no-untyped-call]
+        self._show_below(widget)
         return widget
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
-        """The gallery (and, below it, players opened from it), with a ``text/plain`` and a ``text/html`` summary
-        that do not depend on how far the jobs have got."""
-        shown = self._box._repr_mimebundle_(**kwargs)
-        data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
-        page = f"<p>{html.escape(self.title)}: {len(self.items)} videos</p>"
-        return {**data, "text/plain": f"Gallery({self.title!r}, {len(self.items)} videos)", "text/html": page}, dict(
-            metadata
-        )
+    def _plain(self) -> str:
+        """A summary that does not depend on how far the jobs have got."""
+        return f"Gallery({self.title!r}, {len(self.items)} videos)"
+
+    def _html(self) -> str:
+        return f"<p>{html.escape(self.title)}: {len(self.items)} videos</p>"
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per card: label, prompt, status, video ID, path, request parameters."""
@@ -263,52 +231,7 @@ class Gallery(anywidget.AnyWidget):
 
     def export(self, path: str | Path) -> Path:
         """A contact sheet: ``.html`` (thumbnails inline, relative links to the MP4s) or ``.zip`` (page + videos)."""
-        target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".zip":
-            with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
-                links = {}
-                for card in self.items:
-                    if card.path is not None and card.video_id:
-                        name = f"videos/{card.path.parent.name}.mp4"
-                        if _pack(archive, card.path, name):
-                            links[id(card)] = name
-                archive.writestr("index.html", self._page(lambda card: links.get(id(card))))
-            return target
-        target.write_text(self._page(lambda card: os.path.relpath(card.path, target.parent) if card.path else None))
-        return target
-
-    def _page(self, link: Callable[[Card], str | None]) -> str:
-        import base64
-
-        rows = []
-        for card in self.items:
-            state = card.state()
-            thumb = poster_jpeg(card.thumbnail, POSTER_WIDTH)
-            poster = f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" if thumb else ""
-            href = link(card)
-            if href:
-                media = (
-                    f'<video controls preload="metadata" playsinline poster="{poster}" '
-                    f'src="{html.escape(href)}"></video><a href="{html.escape(href)}">MP4</a>'
-                )
-            else:
-                media = f'<img src="{poster}" alt="">' if poster else '<div class="none">no video</div>'
-            rows.append(
-                f"<figure>{media}<figcaption><b>{html.escape(state['label'] or state['prompt'])}</b><br>"
-                f"{html.escape(state['prompt'])}<br><code>{html.escape(state['video_id'] or state['status'])}</code>"
-                "</figcaption></figure>"
-            )
-        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        return (
-            f"<!doctype html><meta charset=utf-8><title>{html.escape(self.title)}</title>"
-            "<style>body{font-family:sans-serif;margin:16px}main{display:grid;grid-template-columns:repeat(auto-fill,"
-            "minmax(260px,1fr));gap:12px}figure{margin:0}img,video{width:100%;border-radius:6px}figcaption{font-size:13px}"
-            "</style>"
-            f"<h1>{html.escape(self.title)}</h1><p>{len(self.items)} videos, exported {stamp}"
-            f"{' (local preview: synthetic videos, not a real model)' if self.local else ''}</p>"
-            f"<main>{''.join(rows)}</main>"
-        )
+        return contact_sheet(self.title, self.items, Path(path), local=self.local)
 
     # ----- messages -----------------------------------------------------------------------------------------
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -321,7 +244,7 @@ class Gallery(anywidget.AnyWidget):
         elif content.get("type") == "open" and isinstance(index, int):
             self.open_player(index)
         elif content.get("type") == "poster":  # every request is answered: the front end never waits in vain
-            poster = poster_jpeg(card.thumbnail, POSTER_WIDTH) if card is not None else b""
+            poster = poster_jpeg(card.thumbnail, CARD_POSTER_WIDTH) if card is not None else b""
             if poster:
                 self.send({"type": "poster", "index": index}, [poster])
             else:

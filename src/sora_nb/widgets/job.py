@@ -9,36 +9,24 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import logging
-import os
 import threading
 import time
-import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import anywidget
-import ipywidgets
 import traitlets
-from PIL import Image
 
 from sora_nb import errors
 from sora_nb.cache import open_asset
-from sora_nb.client import MAX_IMAGE_PIXELS
-from sora_nb.errors import one_line
 from sora_nb.jobs import Job
+from sora_nb.widgets._base import STATIC, Throttle, Widget, poster_url, send_file
 
 log = logging.getLogger("sora_nb")
 
-STATIC = Path(__file__).parent / "static"
-CHUNK_BYTES = 4 * 1024 * 1024
-MIN_INTERVAL = 0.1  # at most 10 state updates per second
 POSTER_WIDTH = 320
-POSTER_FORMATS = ("WEBP", "PNG", "JPEG")  # what the client accepts as a thumbnail
 TERMINAL = ("completed", "failed", "cancelled")
-_decoding = threading.Lock()  # warnings.catch_warnings() changes process-wide state
 
 
 def hint_for(error: errors.SoraError) -> str:
@@ -69,33 +57,6 @@ def _epoch_ms(monotonic: float | None) -> float:
     return (time.time() - (time.monotonic() - monotonic)) * 1000
 
 
-def poster_jpeg(path: Path | None, width: int = POSTER_WIDTH) -> bytes:
-    """A JPEG poster at most ``width`` wide made from a cached image; ``b""`` when there is none or it cannot be
-    read safely (not an image, truncated, a link, or declaring more than ``MAX_IMAGE_PIXELS``: a tiny file may
-    declare a decompression bomb). The size comes from the header, before anything is decoded."""
-    if path is None:
-        return b""
-    try:
-        with _decoding, warnings.catch_warnings(), open_asset(path) as f:
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(f, formats=POSTER_FORMATS) as image:
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    raise Image.DecompressionBombError(f"it declares {image.width}x{image.height} pixels")
-                image.draft("RGB", (width, width * 4))  # a JPEG decodes at a fraction of its size
-                image.thumbnail((width, width * 4))
-                out = io.BytesIO()
-                image.convert("RGB").save(out, "JPEG", quality=70)
-    except Exception as exc:  # whatever untrusted bytes do to a decoder, only the poster is lost
-        log.warning("sora_nb: no poster from %s (%s: %s)", path, type(exc).__name__, one_line(str(exc), 200))
-        return b""
-    return out.getvalue()
-
-
-def _poster(path: Path | None) -> str:
-    jpeg = poster_jpeg(path)
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode() if jpeg else ""
-
-
 def _embedded(path: Path) -> bytes:
     """The cached MP4's bytes for ``embed=True``, or ``b""`` (logged) when it is gone or not the cache's own."""
     try:
@@ -115,72 +76,11 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def send_file(widget: anywidget.AnyWidget, path: Path | None, address: dict[str, Any]) -> int:
-    """Stream a cached MP4 to a widget's front end as ``video-chunk`` messages of at most 4 MiB (``address`` plus
-    ``part``, ``count``, ``size``), reading one chunk at a time; returns the number of chunks.
-
-    Without a file to send (none, removed since, or a link) the answer is one ``video-error`` message with what
-    happened and what to do, so the front end never waits for a video that will not come.
-    """
-    message = "The video file is not in the cache (not downloaded yet, or removed since): run the cell again."
-    try:
-        if path is not None:
-            with open_asset(path) as f:
-                size = os.fstat(f.fileno()).st_size
-                count = max(1, -(-size // CHUNK_BYTES))
-                for part in range(count):
-                    chunk = f.read(CHUNK_BYTES)
-                    widget.send({"type": "video-chunk", **address, "part": part, "count": count, "size": size}, [chunk])
-                return count
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("sora_nb: not sending %s: %s", path, exc)
-        message = (
-            f"The cached video was not sent: {one_line(str(exc), 200)}. A shared cache may hold links to other "
-            "people's files: run the cell again to download a copy of its own."
-        )
-    widget.send({"type": "video-error", **address, "message": message})
-    return 0
-
-
-class Throttle:
-    """Runs ``push`` at most once per ``interval`` seconds, the newest state winning; urgent calls run at once."""
-
-    def __init__(self, push: Callable[[], None], interval: float = MIN_INTERVAL) -> None:
-        self._push = push
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._last = 0.0
-        self._timer: threading.Timer | None = None
-
-    def __call__(self, *, urgent: bool = False) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not urgent and now - self._last < self._interval:
-                if self._timer is None:
-                    self._timer = threading.Timer(self._interval - (now - self._last), self._deferred)
-                    self._timer.daemon = True
-                    self._timer.start()
-                return
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._last = now
-        self._push()
-
-    def _deferred(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self._push()
-
-
-class VideoJob(anywidget.AnyWidget):
+class VideoJob(Widget):
     """A live job widget; for code it is a job too: ``id``, ``path``, ``video``, ``result()``, ``await``."""
 
-    _esm = STATIC / "widget.js"
-    _css = STATIC / "widget.css"
+    _esm = STATIC / "job.js"
+    _css = STATIC / "job.css"
 
     prompt = traitlets.Unicode("").tag(sync=True)
     video_model = traitlets.Unicode("").tag(sync=True)
@@ -207,11 +107,8 @@ class VideoJob(anywidget.AnyWidget):
     def __init__(self, job: Job, *, embed: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.embed = embed
-        self.below = ipywidgets.Output()
-        self._box = ipywidgets.VBox([self, self.below])
         self._throttle = Throttle(lambda: self._push())  # late-bound: _push may be wrapped
         self._unsubscribe: Any = None
-        self.on_msg(self._on_message)
         self._bind(job)
         self._progress: threading.Thread | None = None
         if not _in_notebook():
@@ -309,7 +206,7 @@ class VideoJob(anywidget.AnyWidget):
                 if w.isdigit() and h.isdigit():
                     state.update(size=video.size, width=int(w), height=int(h))
         if job.status == "completed" and not self.poster:
-            state["poster"] = _poster(job.thumbnail)
+            state["poster"] = poster_url(job.thumbnail, POSTER_WIDTH)
             if self.embed and job.path is not None:
                 state["embedded"] = _embedded(job.path)
         if job.status in ("failed", "cancelled") and job.error is not None:
@@ -343,19 +240,16 @@ class VideoJob(anywidget.AnyWidget):
 
     def remix(self, prompt: str) -> VideoJob:
         """A remix of this video as a new widget, shown below this one."""
-        from IPython.display import display
-
         from sora_nb.jobs import remix
 
         widget = VideoJob(remix(self._job, prompt), embed=self.embed)
-        with self.below:
-            display(widget)  # type: ignore[no-untyped-call]
+        self._show_below(widget)
         return widget
 
     # ----- display ------------------------------------------------------------------------------------------
     def _html(self) -> str:
         job = self._job
-        poster = _poster(job.thumbnail) if job.status == "completed" else ""
+        poster = poster_url(job.thumbnail, POSTER_WIDTH) if job.status == "completed" else ""
         media = f'<img src="{poster}" alt="poster" style="max-width:320px;border-radius:6px">' if poster else ""
         embedded = _embedded(job.path) if self.embed and job.path is not None and job.status == "completed" else b""
         if embedded:
@@ -368,15 +262,8 @@ class VideoJob(anywidget.AnyWidget):
             f"<div>status: {html.escape(job.status)}{label} · id: {html.escape(job.id or 'pending')}</div></div>"
         )
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
-        """The widget view (this card and, below it, remixes made from it), a ``text/plain`` naming the request
-        (deterministic: the ID and status are not known yet when a cell displays it) and a ``text/html`` fallback
-        for nbconvert and GitHub."""
-        shown = self._box._repr_mimebundle_(**kwargs)
-        data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
-        return {**data, "text/plain": self._summary(), "text/html": self._html()}, dict(metadata)
-
-    def _summary(self) -> str:
+    def _plain(self) -> str:
+        """The request, whatever the job's state (the ID and status are not known yet when a cell shows it)."""
         request = self._job.request
         if self._job.kind == "attach":
             return f"VideoJob(attached to {self._job.id!r})"
