@@ -31,6 +31,8 @@ STATIC = Path(__file__).parent / "static"
 CHUNK_BYTES = 4 * 1024 * 1024  # the most one video-chunk message carries
 MIN_INTERVAL = 0.1  # at most 10 state updates per second
 CARD_POSTER_WIDTH = 256  # the poster of a gallery card or a contact sheet's figure
+# The job statuses after which a widget's job changes no more (not video.TERMINAL: the server's statuses).
+FINISHED = ("completed", "failed", "cancelled")
 POSTER_FORMATS = ("WEBP", "PNG", "JPEG")  # what the client accepts as a thumbnail
 _decoding = threading.Lock()  # warnings.catch_warnings() changes process-wide state
 

@@ -21,12 +21,11 @@ import traitlets
 from sora_nb import errors
 from sora_nb.cache import open_asset
 from sora_nb.jobs import Job
-from sora_nb.widgets._base import STATIC, Throttle, Widget, poster_url, send_file
+from sora_nb.widgets._base import FINISHED, STATIC, Throttle, Widget, poster_url, send_file
 
 log = logging.getLogger("sora_nb")
 
 POSTER_WIDTH = 320
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 def hint_for(error: errors.SoraError) -> str:
@@ -180,7 +179,7 @@ class VideoJob(Widget):
     def _on_job(self, job: Job) -> None:
         """Observer (runner thread): at most 10 updates a second; a final state at once."""
         if job is self._job:
-            self._throttle(urgent=job.status in TERMINAL)
+            self._throttle(urgent=job.status in FINISHED)
 
     def _push(self) -> None:
         job = self._job
