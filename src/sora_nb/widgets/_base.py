@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import os
 import threading
@@ -24,6 +25,7 @@ from PIL import Image
 from sora_nb.cache import open_asset
 from sora_nb.client import MAX_IMAGE_PIXELS
 from sora_nb.errors import one_line
+from sora_nb.progress import WORDS
 
 log = logging.getLogger("sora_nb")
 
@@ -34,9 +36,20 @@ CARD_POSTER_WIDTH = 256  # the poster of a gallery card or a contact sheet's fig
 # The job statuses after which a widget's job changes no more (not video.TERMINAL: the server's statuses).
 FINISHED = ("completed", "failed", "cancelled")
 POSTER_FORMATS = ("WEBP", "PNG", "JPEG")  # what the client accepts as a thumbnail
+_TABLES: dict[str, object] = {"/* WORDS */ {}": WORDS, "/* FINISHED */ []": list(FINISHED)}
 _decoding = threading.Lock()  # warnings.catch_warnings() changes process-wide state
 
 Bundle = tuple[dict[Any, Any], dict[Any, Any]]
+
+
+def assemble(*names: str) -> str:
+    """The files ``names`` of ``static/`` joined into one ESM module or stylesheet (``common.js`` first: anywidget
+    loads ``_esm`` from a Blob URL, where a relative ``import`` cannot work), with the tables Python holds filled
+    into common.js's markers: the status words (``progress.WORDS``) and ``FINISHED``."""
+    text = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in names)
+    for marker, table in _TABLES.items():
+        text = text.replace(marker, json.dumps(table))
+    return text
 
 
 def poster_jpeg(path: Path | None, width: int) -> bytes:

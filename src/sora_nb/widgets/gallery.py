@@ -18,7 +18,7 @@ import traitlets
 
 from sora_nb.cache import CachedVideo
 from sora_nb.jobs import Job, attach
-from sora_nb.widgets._base import CARD_POSTER_WIDTH, STATIC, Throttle, Widget, poster_jpeg, send_file
+from sora_nb.widgets._base import CARD_POSTER_WIDTH, Throttle, Widget, assemble, poster_jpeg, send_file
 from sora_nb.widgets.export import contact_sheet
 from sora_nb.widgets.job import VideoJob
 
@@ -74,8 +74,8 @@ class Card:
 class Gallery(Widget):
     """Cards of videos: live while a sweep runs; select two or more to compare them in sync."""
 
-    _esm = STATIC / "gallery.js"
-    _css = STATIC / "gallery.css"
+    _esm = assemble("common.js", "gallery.js")
+    _css = assemble("common.css", "gallery.css")
 
     title = traitlets.Unicode("").tag(sync=True)
     cards = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -21,7 +21,7 @@ import traitlets
 from sora_nb import errors
 from sora_nb.cache import open_asset
 from sora_nb.jobs import Job
-from sora_nb.widgets._base import FINISHED, STATIC, Throttle, Widget, poster_url, send_file
+from sora_nb.widgets._base import FINISHED, Throttle, Widget, assemble, poster_url, send_file
 
 log = logging.getLogger("sora_nb")
 
@@ -78,8 +78,8 @@ def _in_notebook() -> bool:
 class VideoJob(Widget):
     """A live job widget; for code it is a job too: ``id``, ``path``, ``video``, ``result()``, ``await``."""
 
-    _esm = STATIC / "job.js"
-    _css = STATIC / "job.css"
+    _esm = assemble("common.js", "job.js")
+    _css = assemble("common.css", "job.css")
 
     prompt = traitlets.Unicode("").tag(sync=True)
     video_model = traitlets.Unicode("").tag(sync=True)
