@@ -114,6 +114,10 @@ function blobs(model, kind) {
     if (url) url.then(URL.revokeObjectURL, () => {});
   }
 
+  function clear() {
+    for (const key of [...urls.keys()]) revoke(key);
+  }
+
   model.on("msg:custom", receive);
   return {
     /** The Blob URL of `key`'s file; made from `bytes` when given (embedded), else asked of the kernel once. */
@@ -132,9 +136,41 @@ function blobs(model, kind) {
     keep(key) {
       for (const other of [...urls.keys()]) if (other !== key) revoke(other);
     },
+    /** Forget (and revoke) every file. */
+    clear,
     dispose() {
       model.off("msg:custom", receive);
-      for (const key of [...urls.keys()]) revoke(key);
+      clear();
     },
+  };
+}
+
+/**
+ * The default export of a widget module. `setup(model)` runs once per model, in anywidget's `initialize`: the
+ * message handling and the files, which every view of that model shares (a widget shown twice fetches its video
+ * once). `view(ctx, shared)` runs once per view, in `render`: it builds DOM, subscribes to the model and asks
+ * `shared` for files; it returns its cleanup. When the last view goes, the files are let go (`shared.release()`)
+ * as a removed view let its own go before; a view shown again asks anew.
+ * (The default export is a function, so each model gets its own `shared`: see anywidget's AFM.)
+ */
+function widget(setup, view) {
+  return () => {
+    let shared = null;
+    let views = 0;
+    return {
+      initialize({ model }) {
+        shared = setup(model);
+        return () => shared.dispose();
+      },
+      render(ctx) {
+        views += 1;
+        const cleanup = view(ctx, shared);
+        return () => {
+          cleanup();
+          views -= 1;
+          if (!views) shared.release();
+        };
+      },
+    };
   };
 }

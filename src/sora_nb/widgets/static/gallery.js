@@ -1,7 +1,7 @@
 // sora_nb Gallery view: plain ESM for anywidget, joined after common.js (see there).
 // Cards of many videos; posters and videos load on demand, by card index; compare plays in sync.
 
-/** What the views of one gallery share: the posters and videos of its cards, by card index. */
+/** What the views of one gallery share (once per model): the posters and videos of its cards, by index. */
 function setup(model) {
   const byIndex = (msg) => msg.index;
   const posters = blobs(model, { ask: (index) => ({ type: "poster", index }), key: byIndex, data: "poster",
@@ -11,6 +11,7 @@ function setup(model) {
   return {
     poster: (index) => posters.get(index),
     video: (index) => videos.get(index),
+    release() { posters.clear(); videos.clear(); },
     dispose() { posters.dispose(); videos.dispose(); },
   };
 }
@@ -172,10 +173,4 @@ function view({ model, el: root }, files) {
   };
 }
 
-export default {
-  render(ctx) {
-    const files = setup(ctx.model);
-    const cleanup = view(ctx, files);
-    return () => { cleanup(); files.dispose(); };
-  },
-};
+export default widget(setup, view);

@@ -1,7 +1,7 @@
 // sora_nb VideoJob view: plain ESM for anywidget, joined after common.js (see there).
 // State arrives as traits; the MP4 arrives on request as binary chunks and plays from a Blob URL.
 
-/** What the views of one job widget share: the video of each job it has shown, by video ID. */
+/** What the views of one job widget share (once per model): the video of each job it has shown, by ID. */
 function setup(model) {
   const videos = blobs(model, { ask: () => ({ type: "video" }), key: (msg) => msg.id, data: "video-chunk",
     error: "video-error", mime: "video/mp4" });
@@ -12,6 +12,7 @@ function setup(model) {
       const embedded = model.get("embedded");
       return videos.get(id, embedded ? toBytes(embedded) : null);
     },
+    release: videos.clear,
     dispose: videos.dispose,
   };
 }
@@ -164,10 +165,4 @@ function view({ model, el: root }, files) {
   };
 }
 
-export default {
-  render(ctx) {
-    const files = setup(ctx.model);
-    const cleanup = view(ctx, files);
-    return () => { cleanup(); files.dispose(); };
-  },
-};
+export default widget(setup, view);
