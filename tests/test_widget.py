@@ -53,7 +53,9 @@ def test_failed_job_shows_code_message_and_hint_then_retry(configured: Configure
     w = sora_nb.generate("a moderation-test scene")
     wait_status(w, ("failed",))
     assert w.error_code == "moderation_blocked"
-    assert "moderation" in w.error_message and "Retry" in w.error_hint
+    # what happened, then what to do, once: the local server's message already says to rephrase, so no hint
+    assert "moderation" in w.error_message and "Rephrase the prompt" in w.error_message and w.error_hint == ""
+    assert w.error_message == w.job.error.message and str(w.job.error) == w.error_message  # type: ignore[union-attr]
     assert len(handle.app.store.jobs()) == 1
     w.retry()
     wait_status(w, ("failed",))
@@ -66,7 +68,8 @@ def test_cancel_from_the_widget(configured: Configured) -> None:
     wait_status(w, ("queued", "in_progress"))
     w._on_message(w, {"type": "cancel"}, [])
     wait_status(w, ("cancelled",))
-    assert w.error_code == "JobCancelledError" and "Retry" in w.error_hint
+    assert w.error_code == "JobCancelledError" and w.error_hint == "A retry starts a new job."
+    assert w.error_message == "the job was cancelled"
 
 
 def test_attach_and_remix_widgets(configured: Configured) -> None:

@@ -186,7 +186,9 @@ def test_cancel_failure_and_retry(
     bad = card(page, 1)
     expect(bad).to_have_attribute("data-status", "failed", timeout=60_000)
     expect(bad.locator(".sora-error-code")).to_have_text("moderation_blocked")
-    expect(bad.locator(".sora-error-hint")).to_contain_text("rephrase")
+    expect(bad.locator(".sora-error-message")).to_contain_text("Rephrase the prompt")
+    expect(bad.locator(".sora-error-hint")).to_be_hidden()  # the server's message already says what to do
+    assert bad.locator(".sora-failed").inner_text().lower().count("rephrase") == 1  # advice shown once
     screenshot(page, "widget/failed-light.png", selector=bad)
     assert len(handle.app.store.jobs()) == 1
     bad.locator("button", has_text="Retry").click()

@@ -18,7 +18,6 @@ from typing import Any
 
 import traitlets
 
-from sora_nb import errors
 from sora_nb.cache import open_asset
 from sora_nb.jobs import Job
 from sora_nb.widgets._base import FINISHED, Throttle, Widget, assemble, poster_url, send_file
@@ -26,28 +25,6 @@ from sora_nb.widgets._base import FINISHED, Throttle, Widget, assemble, poster_u
 log = logging.getLogger("sora_nb")
 
 POSTER_WIDTH = 320
-
-
-def hint_for(error: errors.SoraError) -> str:
-    """What the user can do about an error, in a sentence."""
-    if isinstance(error, errors.GenerationFailedError) and error.code == "moderation_blocked":
-        return "The service's moderation refused the prompt: rephrase it, then press Retry."
-    hints: list[tuple[type[errors.SoraError], str]] = [
-        (errors.AuthenticationError, "Check the key: sora_nb.configure(api_key=...) or SORA_NB_API_KEY."),
-        (errors.InvalidRequestError, "Fix the parameter named above and run the cell again."),
-        (errors.RateLimitError, "The service is busy: wait a moment, then press Retry."),
-        (errors.ServerError, "The service had trouble: press Retry in a moment."),
-        (errors.ConnectError, "Check the base URL and your network, then press Retry."),
-        (errors.DeadlineExceededError, "The job is not lost: sora_nb.attach(video_id) picks it up later."),
-        (errors.VideoExpiredError, "Press Retry to generate it again."),
-        (errors.JobCancelledError, "Press Retry to start a new job."),
-        (errors.BudgetExceededError, "Raise the budget with sora_nb.configure(budget_usd=...) or ask for less."),
-        (errors.NotFoundError, "The job is gone on the server: press Retry for a new one."),
-    ]
-    for kind, text in hints:
-        if isinstance(error, kind):
-            return text
-    return "Press Retry to try again."
 
 
 def _epoch_ms(monotonic: float | None) -> float:
@@ -210,8 +187,8 @@ class VideoJob(Widget):
                 state["embedded"] = _embedded(job.path)
         if job.status in ("failed", "cancelled") and job.error is not None:
             state["error_code"] = job.error.code or type(job.error).__name__
-            state["error_message"] = str(job.error)
-            state["error_hint"] = hint_for(job.error)
+            state["error_message"] = job.error.message  # what happened; what to do is the hint, shown once
+            state["error_hint"] = job.error.hint
         with self.hold_sync():
             for name, value in state.items():
                 setattr(self, name, value)

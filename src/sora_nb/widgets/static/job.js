@@ -134,6 +134,7 @@ function view({ model, el: root }, files) {
     errCode.textContent = model.get("error_code") || "error";
     errMessage.textContent = model.get("error_message");
     errHint.textContent = model.get("error_hint");
+    errHint.hidden = !model.get("error_hint");
     if (status === "completed") showVideo();
     tick();
   }
