@@ -120,6 +120,7 @@ class Throttle:
         self._timer: threading.Timer | None = None
 
     def __call__(self, *, urgent: bool = False) -> None:
+        """Push now if the last push is ``interval`` old (or ``urgent``), else once when it is."""
         now = time.monotonic()
         with self._lock:
             if not urgent and now - self._last < self._interval:

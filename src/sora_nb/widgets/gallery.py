@@ -77,13 +77,13 @@ class Gallery(Widget):
     _esm = assemble("common.js", "gallery.js")
     _css = assemble("common.css", "gallery.css")
 
-    title = traitlets.Unicode("").tag(sync=True)
-    cards = traitlets.List(traitlets.Dict()).tag(sync=True)
-    counts = traitlets.Dict().tag(sync=True)
-    estimated_usd = traitlets.Float(0.0).tag(sync=True)
-    spent_usd = traitlets.Float(0.0).tag(sync=True)
-    local = traitlets.Bool(False).tag(sync=True)
-    autoplay = traitlets.Bool(True).tag(sync=True)
+    title = traitlets.Unicode("", help='The heading, like "Sweep of 4: animal, seed".').tag(sync=True)
+    cards = traitlets.List(traitlets.Dict(), help="One small dict per card (Card.state()); no bytes.").tag(sync=True)
+    counts = traitlets.Dict(help="How many cards are queued, running, done, failed (and completed).").tag(sync=True)
+    estimated_usd = traitlets.Float(0.0, help="What the sweep was estimated to cost.").tag(sync=True)
+    spent_usd = traitlets.Float(0.0, help="What the jobs started so far cost.").tag(sync=True)
+    local = traitlets.Bool(False, help="True on the embedded local preview server ($0).").tag(sync=True)
+    autoplay = traitlets.Bool(True, help="Finished cards play as muted loops (a sweep's do).").tag(sync=True)
 
     def __init__(
         self,
@@ -95,6 +95,8 @@ class Gallery(Widget):
         local: bool = False,
         autoplay: bool = True,
     ) -> None:
+        """A gallery of ``items`` (``sora_nb.sweep`` and ``sora_nb.history`` make one): cards that have a ``start``
+        are started as slots free up, at most ``max_concurrency`` at once (None: all)."""
         super().__init__(title=title, estimated_usd=estimated_usd, local=local, autoplay=autoplay)
         self.items = list(items)
         self.max_concurrency = max_concurrency

@@ -58,29 +58,31 @@ class VideoJob(Widget):
     _esm = assemble("common.js", "job.js")
     _css = assemble("common.css", "job.css")
 
-    prompt = traitlets.Unicode("").tag(sync=True)
-    video_model = traitlets.Unicode("").tag(sync=True)
-    size = traitlets.Unicode("").tag(sync=True)
-    seconds = traitlets.Unicode("").tag(sync=True)
-    backend = traitlets.Unicode("").tag(sync=True)
-    local = traitlets.Bool(False).tag(sync=True)
-    status = traitlets.Unicode("pending").tag(sync=True)
-    progress = traitlets.Int(-1).tag(sync=True)
-    started_at = traitlets.Float(0.0).tag(sync=True)
-    finished_at = traitlets.Float(0.0).tag(sync=True)
-    eta_at = traitlets.Float(0.0).tag(sync=True)
-    bytes_done = traitlets.Int(0).tag(sync=True)
-    bytes_total = traitlets.Int(0).tag(sync=True)
-    video_id = traitlets.Unicode("").tag(sync=True)
-    width = traitlets.Int(0).tag(sync=True)
-    height = traitlets.Int(0).tag(sync=True)
-    poster = traitlets.Unicode("").tag(sync=True)
-    error_code = traitlets.Unicode("").tag(sync=True)
-    error_message = traitlets.Unicode("").tag(sync=True)
-    error_hint = traitlets.Unicode("").tag(sync=True)
-    embedded = traitlets.Bytes(b"").tag(sync=True)
+    prompt = traitlets.Unicode("", help="The request's prompt (the record's, for an attached job).").tag(sync=True)
+    video_model = traitlets.Unicode("", help="The model asked for (ipywidgets has `model`).").tag(sync=True)
+    size = traitlets.Unicode("", help='The frame size, like "1280x720", once known.').tag(sync=True)
+    seconds = traitlets.Unicode("", help="The clip's length in seconds, as text.").tag(sync=True)
+    backend = traitlets.Unicode("", help="Where the job runs: the server's host name.").tag(sync=True)
+    local = traitlets.Bool(False, help="True on the embedded local preview server.").tag(sync=True)
+    status = traitlets.Unicode("pending", help="The job's status (progress.WORDS has them all).").tag(sync=True)
+    progress = traitlets.Int(-1, help="Percent done, as the server says; -1 when it does not.").tag(sync=True)
+    started_at = traitlets.Float(0.0, help="When the job started, in Unix ms (0 before).").tag(sync=True)
+    finished_at = traitlets.Float(0.0, help="When the job finished, in Unix ms (0 before).").tag(sync=True)
+    eta_at = traitlets.Float(0.0, help="When the job should finish, in Unix ms (0: unknown or done).").tag(sync=True)
+    bytes_done = traitlets.Int(0, help="Bytes of the MP4 downloaded so far.").tag(sync=True)
+    bytes_total = traitlets.Int(0, help="The MP4's size in bytes (0 until known).").tag(sync=True)
+    video_id = traitlets.Unicode("", help="The server's ID of the video (empty until given).").tag(sync=True)
+    width = traitlets.Int(0, help="The frame width in pixels (0 until known).").tag(sync=True)
+    height = traitlets.Int(0, help="The frame height in pixels (0 until known).").tag(sync=True)
+    poster = traitlets.Unicode("", help="A small JPEG poster of the finished video, a data: URL.").tag(sync=True)
+    error_code = traitlets.Unicode("", help="The server's error code, else the error's class name.").tag(sync=True)
+    error_message = traitlets.Unicode("", help="What happened (the error's message).").tag(sync=True)
+    error_hint = traitlets.Unicode("", help="What to do about it (error.hint, from errors.ADVICE).").tag(sync=True)
+    embedded = traitlets.Bytes(b"", help="The MP4 itself, with embed=True (else empty).").tag(sync=True)
 
     def __init__(self, job: Job, *, embed: bool = False, **kwargs: Any) -> None:
+        """The widget of ``job`` (``sora_nb.generate`` makes one); ``embed=True`` keeps the finished MP4 in the
+        widget state, so a saved notebook plays it without a kernel. Outside Jupyter a text progress line shows."""
         super().__init__(**kwargs)
         self.embed = embed
         self._throttle = Throttle(lambda: self._push())  # late-bound: _push may be wrapped
@@ -123,6 +125,7 @@ class VideoJob(Widget):
                 self._progress.join(timeout=1.0)  # let the text progress line finish first
 
     def __await__(self) -> Generator[Any, None, Path]:
+        """``await widget``: the cached path, as ``result()`` gives it, without blocking the event loop."""
         return self._job.__await__()
 
     def cancel(self) -> None:
