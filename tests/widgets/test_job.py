@@ -1,4 +1,5 @@
-"""The VideoJob widget's state machine, reprs and chunked video transfer, against the real local server."""
+"""sora_nb.widgets.job: the VideoJob widget's state machine, reprs and chunked video transfer, against the real
+local server."""
 
 from __future__ import annotations
 
@@ -196,19 +197,3 @@ def test_top_level_remix_edit_extend_attach_return_widgets(configured: Configure
     for w in made:
         assert w.result(timeout=60).is_file()
     assert made[3].embedded == source.path.read_bytes()  # type: ignore[union-attr]
-
-
-def test_each_widget_module_is_common_js_joined_with_its_own_and_the_status_words_come_from_python() -> None:
-    from sora_nb.progress import WORDS
-    from sora_nb.widgets import Gallery
-    from sora_nb.widgets._base import FINISHED, STATIC
-
-    for widget, own in ((VideoJob, "job"), (Gallery, "gallery")):
-        esm, css = str(widget._esm), str(widget._css)
-        assert esm.count("export default") == 1 and (STATIC / f"{own}.js").read_text() in esm
-        assert f"const WORDS = {json.dumps(WORDS)};" in esm and f"const FINISHED = {json.dumps(list(FINISHED))};" in esm
-        assert "/* WORDS */" not in esm and "/* FINISHED */" not in esm
-        assert css.startswith((STATIC / "common.css").read_text()) and (STATIC / f"{own}.css").read_text() in css
-    for name in ("job.js", "gallery.js"):  # the shared helpers are defined once, in common.js
-        own = (STATIC / name).read_text()
-        assert not re.search(r"^(function (toBytes|el|fmtSeconds|fmtBytes|blobs)\b|const (WORDS|LABELS)\b)", own, re.M)
