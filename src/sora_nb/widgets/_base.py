@@ -1,5 +1,7 @@
-"""What both widgets share: the throttle on state updates, chunked file transfer, the poster decoder and the
-display bundle (the widget view plus deterministic ``text/plain`` and a ``text/html`` fallback).
+"""What both widgets share: the assembly of their front-end modules (``common.js`` joined with their own, Python's
+tables filled in), the throttle on state updates, chunked file transfer, the one poster decoder, and the
+``Widget`` base (an ``Output`` below the view; the display bundle with deterministic ``text/plain`` and a
+``text/html`` fallback).
 
 Nothing here makes an HTTP request; files are read from the cache only through ``open_asset`` (no links).
 """
