@@ -76,7 +76,7 @@ def test_attach_picks_up_a_job_made_elsewhere(configured: Configured) -> None:
     )
     job = sora_nb.attach(created.id)
     assert job.result(timeout=60).is_file()
-    assert sora_nb.cache().get(created.id) is not None
+    assert sora_nb.video_cache().get(created.id) is not None
     assert engine_requests().get("create", 0) == 0
 
 

@@ -2,42 +2,110 @@
 
 ``generate(prompt)`` returns a live widget at once; ``submit(prompt)`` is the widget-free job for code. With
 nothing configured, jobs go to an embedded local preview server (synthetic videos, no key, offline).
+
+Re-exports only, imported on first use (PEP 562): ``import sora_nb.cli`` loads no widget, HTTP or video library.
 """
 
 from __future__ import annotations
 
-from sora_nb.cache import CachedVideo, VideoCache
-from sora_nb.client import AsyncVideosClient
-from sora_nb.config import Settings, configure, settings
-from sora_nb.costs import Estimate, estimate, price_per_second, spent
-from sora_nb.errors import (
-    AuthenticationError,
-    BudgetExceededError,
-    ConnectError,
-    DeadlineExceededError,
-    DownloadError,
-    GenerationFailedError,
-    InvalidRequestError,
-    JobCancelledError,
-    NotFoundError,
-    NotReadyError,
-    RateLimitError,
-    ResponseFormatError,
-    ServerError,
-    SoraError,
-    VideoExpiredError,
-)
-from sora_nb.gallery import Gallery, history, sweep
-from sora_nb.jobs import Job, submit
-from sora_nb.video import Video, parse_video
-from sora_nb.widget import VideoJob, attach, edit, extend, generate, remix
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sora_nb import jobs
+    from sora_nb.api import (
+        attach,
+        edit,
+        estimate,
+        extend,
+        generate,
+        history,
+        remix,
+        spent,
+        submit,
+        sweep,
+        video_cache,
+    )
+    from sora_nb.cache import CachedVideo, VideoCache
+    from sora_nb.client import AsyncVideosClient
+    from sora_nb.config import Settings, configure, settings
+    from sora_nb.costs import Estimate, price_per_second
+    from sora_nb.errors import (
+        AuthenticationError,
+        BudgetExceededError,
+        ConnectError,
+        DeadlineExceededError,
+        DownloadError,
+        GenerationFailedError,
+        InvalidRequestError,
+        JobCancelledError,
+        NotFoundError,
+        NotReadyError,
+        RateLimitError,
+        ResponseFormatError,
+        ServerError,
+        SoraError,
+        VideoExpiredError,
+    )
+    from sora_nb.jobs import Job
+    from sora_nb.video import Video, parse_video
+    from sora_nb.widgets.gallery import Gallery
+    from sora_nb.widgets.job import VideoJob
 
 __version__ = "0.1.0"
 
+_ERRORS = (
+    "AuthenticationError",
+    "BudgetExceededError",
+    "ConnectError",
+    "DeadlineExceededError",
+    "DownloadError",
+    "GenerationFailedError",
+    "InvalidRequestError",
+    "JobCancelledError",
+    "NotFoundError",
+    "NotReadyError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "ServerError",
+    "SoraError",
+    "VideoExpiredError",
+)
+_VERBS = ("attach", "edit", "estimate", "extend", "generate", "history", "remix", "spent", "submit", "sweep")
+# where each re-exported name is defined (a name mapped to None is the module itself)
+_HOME: dict[str, tuple[str, str | None]] = {
+    **{name: ("sora_nb.api", name) for name in (*_VERBS, "video_cache")},
+    **{name: ("sora_nb.errors", name) for name in _ERRORS},
+    "AsyncVideosClient": ("sora_nb.client", "AsyncVideosClient"),
+    "CachedVideo": ("sora_nb.cache", "CachedVideo"),
+    "Estimate": ("sora_nb.costs", "Estimate"),
+    "Gallery": ("sora_nb.widgets.gallery", "Gallery"),
+    "Job": ("sora_nb.jobs", "Job"),
+    "Settings": ("sora_nb.config", "Settings"),
+    "Video": ("sora_nb.video", "Video"),
+    "VideoCache": ("sora_nb.cache", "VideoCache"),
+    "VideoJob": ("sora_nb.widgets.job", "VideoJob"),
+    "configure": ("sora_nb.config", "configure"),
+    "jobs": ("sora_nb.jobs", None),
+    "parse_video": ("sora_nb.video", "parse_video"),
+    "price_per_second": ("sora_nb.costs", "price_per_second"),
+    "settings": ("sora_nb.config", "settings"),
+}
 
-def cache() -> VideoCache:
-    """The cache for the settings in force."""
-    return VideoCache(settings().cache_dir)
+
+def __getattr__(name: str) -> Any:
+    """A re-exported name, imported from its module the first time it is asked for."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'sora_nb' has no attribute {name!r}")
+    module = importlib.import_module(home[0])
+    value = module if home[1] is None else getattr(module, home[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [
@@ -67,13 +135,13 @@ __all__ = [
     "VideoJob",
     "__version__",
     "attach",
-    "cache",
     "configure",
     "edit",
     "estimate",
     "extend",
     "generate",
     "history",
+    "jobs",
     "parse_video",
     "price_per_second",
     "remix",
@@ -81,4 +149,5 @@ __all__ = [
     "spent",
     "submit",
     "sweep",
+    "video_cache",
 ]

@@ -19,17 +19,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from filelock import FileLock
 
 from sora_nb.cache import UnreadableFile, read_object
 from sora_nb.errors import BudgetExceededError, SoraError
 from sora_nb.video import parse_seconds
-
-if TYPE_CHECKING:
-    from sora_nb.jobs import Job
-    from sora_nb.widget import VideoJob
 
 log = logging.getLogger("sora_nb")
 
@@ -238,57 +234,3 @@ class Budget:
     def refund(self, usd: float) -> None:
         """Give back a reservation whose create did not go through."""
         self._update(lambda data: self._add(data, -usd), "a refund")
-
-
-def estimate(
-    prompt: str | list[str] | None = None,
-    *,
-    source: Job | VideoJob | str | Path | None = None,
-    model: str | list[str] | None = None,
-    size: str | list[str] | None = None,
-    seconds: int | str | list[int | str] | None = None,
-    **sweep: Any,
-) -> Estimate:
-    """What a request, or a whole sweep (lists, templates, ``zip=True`` as in ``sweep()``), would cost.
-
-    With ``source`` (a job or widget, a video ID, or a local MP4): what a remix or edit of it costs, or with
-    ``seconds``, an extension by that many. $0 on the local preview server; ``usd`` is None if a price is unknown
-    (a model's, or a source's that is not in the cache: ``unknown`` says what to do).
-    """
-    from sora_nb.config import settings
-    from sora_nb.sweeps import expand
-
-    current = settings()
-    local = current.local
-    if source is not None:
-        if model is not None or size is not None or sweep or isinstance(seconds, list):
-            raise TypeError("estimate(source=...) takes only seconds= (an extension): the rest comes from the source")
-        from sora_nb.cache import VideoCache
-        from sora_nb.jobs import estimate_job
-        from sora_nb.widget import VideoJob
-
-        job = source.job if isinstance(source, VideoJob) else source
-        kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
-        request = {} if seconds is None else {"seconds": str(seconds)}
-        return estimate_job(kind, request, job, VideoCache(current.cache_dir), current, local=local)
-    requests = expand(
-        prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **sweep
-    )
-    parts = [estimate_request(r, local=local, prices=current.prices) for r in requests]
-    total = None if any(p.usd is None for p in parts) else round(sum(p.usd or 0.0 for p in parts), 4)
-    seconds_total = sum(p.seconds for p in parts)
-    names = sorted({p.model for p in parts})
-    rate = total / seconds_total if total is not None and seconds_total else None
-    return Estimate(
-        usd=total, seconds=seconds_total, per_second=rate, model=", ".join(names), local=local, jobs=len(parts)
-    )
-
-
-def spent() -> float:
-    """Dollars spent through sora_nb with the cache in force (persisted in ``<cache_dir>/spend.json``): by the
-    ``configure(user=...)`` in force, or by everyone using the cache when none is set."""
-    from sora_nb.cache import VideoCache
-    from sora_nb.config import settings
-
-    current = settings()
-    return Budget(VideoCache(current.cache_dir).root, user=current.user).spent

@@ -1,4 +1,5 @@
-"""The errors sora_nb raises: one hierarchy, each message saying what happened and what to do next.
+"""The errors sora_nb raises: one hierarchy; each error's ``message`` says what happened and its ``hint`` what to
+do next, from :data:`ADVICE`, the one table of advice (the widget shows both, once each; ``str()`` joins them).
 
 Messages, codes and params often hold what a server said, and a hostile or broken server can say anything: the
 key it was sent, newlines, megabytes. So every :class:`SoraError` cleans them itself, in one place: each live
@@ -7,6 +8,7 @@ client's key is replaced by ``***``, whitespace runs become one space, and the t
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any, Protocol
 
@@ -67,18 +69,20 @@ def _clean_code(value: str | None) -> str | None:
 
 
 class SoraError(Exception):
-    """Base of every sora_nb error; ``status`` and ``code`` come from the server when it sent them."""
-
-    hint = ""
+    """Base of every sora_nb error: ``message`` is what happened (a server's text, cleaned), ``hint`` what to do
+    about it (from :data:`ADVICE`; ``""`` when there is none or the message already says it), ``str()`` both.
+    ``status`` and ``code`` come from the server when it sent them."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         self.message = message = clean(message, MAX_MESSAGE)
         self.status = status
         self.code = _clean_code(code)
-        super().__init__(f"{message} {self.hint}".strip() if self.hint and self.hint not in message else message)
+        self.hint = advice(self)
+        joined = " " if message.endswith((".", "!", "?")) else ". "
+        super().__init__(f"{message}{joined}{self.hint}" if self.hint and message else self.hint or message)
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across processes, keyword arguments included
-        return (_rebuild, (type(self), self.message, self.__dict__))
+        return (_rebuild, (type(self), str(self), self.__dict__))
 
 
 def _rebuild(cls: type[SoraError], message: str, state: dict[str, object]) -> SoraError:
@@ -90,8 +94,6 @@ def _rebuild(cls: type[SoraError], message: str, state: dict[str, object]) -> So
 
 class AuthenticationError(SoraError):
     """The key was missing or refused (401/403)."""
-
-    hint = "Check the API key: sora_nb.configure(api_key=...) or SORA_NB_API_KEY."
 
 
 class InvalidRequestError(SoraError):
@@ -111,13 +113,9 @@ class NotFoundError(SoraError):
 class NotReadyError(SoraError):
     """The video's content was asked for before the job completed."""
 
-    hint = "Wait for the job to complete (job.result() waits for you)."
-
 
 class VideoExpiredError(SoraError):
     """The server no longer has the video's files, and there is no cached copy."""
-
-    hint = "Generate it again (or remix it); sora_nb downloads finished videos at once to avoid this."
 
 
 class RateLimitError(SoraError):
@@ -137,13 +135,9 @@ class GenerationFailedError(SoraError):
 class ServerError(SoraError):
     """The server failed (5xx) after the retries sora_nb makes."""
 
-    hint = "The service may be down; try again later."
-
 
 class ConnectError(SoraError):
     """The server could not be reached."""
-
-    hint = "Check the base URL and your network (sora_nb.configure(base_url=...))."
 
 
 class ResponseFormatError(SoraError):
@@ -164,3 +158,39 @@ class DeadlineExceededError(SoraError):
 
 class JobCancelledError(SoraError):
     """The job was cancelled."""
+
+
+# THE table of advice: what a person can do about an error, in a sentence; the first row that fits wins (a code,
+# when given, must match too). "retry" is the widget's Retry button, and job.retry() in code. A hint whose
+# opening words the message already holds is left out (a server may advise too: the local server's moderation
+# message says "Rephrase the prompt"), so no advice is given twice.
+ADVICE: tuple[tuple[type[SoraError], str | None, str], ...] = (
+    (
+        GenerationFailedError,
+        "moderation_blocked",
+        "Rephrase the prompt, then run it again: a retry sends the same words.",
+    ),
+    (AuthenticationError, None, "Check the API key: sora_nb.configure(api_key=...) or SORA_NB_API_KEY."),
+    (NotReadyError, None, "Wait for the job to complete (job.result() waits for you)."),
+    (
+        VideoExpiredError,
+        None,
+        "Generate it again (or remix it); sora_nb downloads finished videos at once to avoid this.",
+    ),
+    (RateLimitError, None, "The service is busy: wait a moment, then retry."),
+    (ServerError, None, "The service may be down; try again later."),
+    (ConnectError, None, "Check the base URL and your network (sora_nb.configure(base_url=...))."),
+    (DeadlineExceededError, None, "It is not lost: sora_nb.attach(video_id) picks it up later."),
+    (NotFoundError, None, "Check the video ID; a retry of a generated job starts a new one."),
+    (JobCancelledError, None, "A retry starts a new job."),
+)
+_OPENING = re.compile(r"[:;,]|\.(?:\s|$)")  # where a hint's opening words end
+
+
+def advice(error: SoraError) -> str:
+    """The hint of :data:`ADVICE` for ``error``, or ``""`` when no row fits or its message already says it."""
+    for kind, code, hint in ADVICE:
+        if isinstance(error, kind) and code in (None, error.code):
+            opening = _OPENING.split(hint, maxsplit=1)[0].strip().casefold()
+            return "" if opening in error.message.casefold() else hint
+    return ""

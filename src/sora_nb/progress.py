@@ -8,7 +8,8 @@ from typing import TextIO
 
 from sora_nb.jobs import Job
 
-_WORDS = {
+# What a person reads for each job status: here, in the widgets (injected into their common.js) and in the CLI.
+WORDS = {
     "pending": "Starting",
     "queued": "Queued",
     "in_progress": "Rendering",
@@ -27,7 +28,7 @@ def describe(job: Job, width: int = 24) -> str:
     filled = round(width * (progress or 0) / 100)
     bar = "#" * filled + "-" * (width - filled) if progress is not None else "." * width
     parts = [
-        f"{_WORDS.get(job.status, job.status):<11}",
+        f"{WORDS.get(job.status, job.status):<11}",
         f"[{bar}]",
         f"{progress:>3}%" if progress is not None else "  ?%",
         f"{job.elapsed:5.1f} s",

@@ -15,6 +15,7 @@ from sora_nb.server import ServerHandle
 
 from .harness import (
     JupyterServer,
+    cell_output_text,
     open_notebook,
     output_locator,
     read_notebook,
@@ -124,6 +125,35 @@ def test_generate_runs_live_and_plays(
         assert video_facts_of(remixed)["ready"] >= 2
 
 
+def test_a_widget_shown_twice_fetches_its_video_once_and_both_views_play(
+    sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page]
+) -> None:
+    """The messages and files of a widget live once per model (anywidget's initialize), not once per view."""
+    _, jupyter = sora_jupyter("lab", speed=2.0)
+    cells = [
+        "import sora_nb\nfrom IPython.display import display\n"
+        "w = sora_nb.generate('one widget in two places', size='1280x720', seconds=4)\n"
+        "asked = []  # each time a front end asks the kernel for the video\n"
+        "send_video = w.send_video\n"
+        "w.send_video = lambda: asked.append(send_video()) or asked[-1]\n"
+        "display(w)\ndisplay(w)",
+        "print('asked', len(asked), 'chunks', asked)",
+    ]
+    path = write_notebook(jupyter.root_dir, "twice.ipynb", cells)
+    page = new_page()
+    open_notebook(page, jupyter, path)
+    run_cell(page, 0)
+    views = output_locator(page, 0).locator(".sora-card")
+    expect(views).to_have_count(2, timeout=UI)
+    for i in range(2):
+        expect(views.nth(i)).to_have_attribute("data-status", "completed", timeout=60_000)
+    for i in range(2):
+        facts = video_facts_of(views.nth(i))
+        assert facts["ready"] >= 2 and (facts["width"], facts["height"]) == (1280, 720), (i, facts)
+    run_cell(page, 1)
+    assert cell_output_text(page, 1) == "asked 1 chunks [1]"  # one request, one 4 MiB chunk, for both views
+
+
 def test_cancel_failure_and_retry(
     sora_jupyter: Callable[..., tuple[ServerHandle, JupyterServer]], new_page: Callable[..., Page]
 ) -> None:
@@ -156,7 +186,9 @@ def test_cancel_failure_and_retry(
     bad = card(page, 1)
     expect(bad).to_have_attribute("data-status", "failed", timeout=60_000)
     expect(bad.locator(".sora-error-code")).to_have_text("moderation_blocked")
-    expect(bad.locator(".sora-error-hint")).to_contain_text("rephrase")
+    expect(bad.locator(".sora-error-message")).to_contain_text("Rephrase the prompt")
+    expect(bad.locator(".sora-error-hint")).to_be_hidden()  # the server's message already says what to do
+    assert bad.locator(".sora-failed").inner_text().lower().count("rephrase") == 1  # advice shown once
     screenshot(page, "widget/failed-light.png", selector=bad)
     assert len(handle.app.store.jobs()) == 1
     bad.locator("button", has_text="Retry").click()

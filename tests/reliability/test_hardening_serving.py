@@ -30,10 +30,10 @@ import sora_nb
 from sora_nb import config
 from sora_nb.cache import VideoCache
 from sora_nb.cli import main as cli_main
-from sora_nb.gallery import Gallery
 from sora_nb.server import ServerHandle
+from sora_nb.widgets.gallery import Gallery
 from tests.reliability.test_bad_input import MP4, Reply, Responder, _flow, _Hostile, hostile  # noqa: F401
-from tests.test_widget import wait_status
+from tests.widgets.test_job import wait_status
 
 Configured = Callable[..., ServerHandle]
 Sent = list[tuple[dict[str, Any], list[bytes]]]

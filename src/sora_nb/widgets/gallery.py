@@ -6,32 +6,21 @@ a thousand cached videos opens at once and loads what is on screen.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
-import logging
-import os
-import shutil
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anywidget
-import ipywidgets
 import traitlets
 
-from sora_nb.cache import CachedVideo, VideoCache, open_asset
-from sora_nb.config import settings
-from sora_nb.costs import estimate_request
-from sora_nb.jobs import Job, submit
-from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
-from sora_nb.widget import CHUNK_BYTES, STATIC, Throttle, VideoJob, attach, poster_jpeg, send_file
-
-POSTER_WIDTH = 256
-log = logging.getLogger("sora_nb")
+from sora_nb.cache import CachedVideo
+from sora_nb.jobs import Job, attach
+from sora_nb.widgets._base import CARD_POSTER_WIDTH, Throttle, Widget, assemble, poster_jpeg, send_file
+from sora_nb.widgets.export import contact_sheet
+from sora_nb.widgets.job import VideoJob
 
 
 @dataclass
@@ -82,34 +71,19 @@ class Card:
         }
 
 
-def _pack(archive: zipfile.ZipFile, path: Path, name: str) -> bool:
-    """Copy a cached MP4 into ``archive`` as ``name``; False (logged) when it is gone or not the cache's own."""
-    try:
-        with open_asset(path) as src:
-            info = zipfile.ZipInfo(name, time.localtime()[:6])  # not the file's: a planted 1970 breaks ZIP
-            info.file_size = os.fstat(src.fileno()).st_size  # lets zipfile choose ZIP64 for a huge file
-            info.external_attr = 0o644 << 16
-            with archive.open(info, "w") as dst:
-                shutil.copyfileobj(src, dst, CHUNK_BYTES)
-    except OSError as exc:
-        log.warning("sora_nb: left %s out of the archive: %s", path, exc)
-        return False
-    return True
-
-
-class Gallery(anywidget.AnyWidget):
+class Gallery(Widget):
     """Cards of videos: live while a sweep runs; select two or more to compare them in sync."""
 
-    _esm = STATIC / "gallery.js"
-    _css = STATIC / "gallery.css"
+    _esm = assemble("common.js", "gallery.js")
+    _css = assemble("common.css", "gallery.css")
 
-    title = traitlets.Unicode("").tag(sync=True)
-    cards = traitlets.List(traitlets.Dict()).tag(sync=True)
-    counts = traitlets.Dict().tag(sync=True)
-    estimated_usd = traitlets.Float(0.0).tag(sync=True)
-    spent_usd = traitlets.Float(0.0).tag(sync=True)
-    local = traitlets.Bool(False).tag(sync=True)
-    autoplay = traitlets.Bool(True).tag(sync=True)
+    title = traitlets.Unicode("", help='The heading, like "Sweep of 4: animal, seed".').tag(sync=True)
+    cards = traitlets.List(traitlets.Dict(), help="One small dict per card (Card.state()); no bytes.").tag(sync=True)
+    counts = traitlets.Dict(help="How many cards are queued, running, done, failed (and completed).").tag(sync=True)
+    estimated_usd = traitlets.Float(0.0, help="What the sweep was estimated to cost.").tag(sync=True)
+    spent_usd = traitlets.Float(0.0, help="What the jobs started so far cost.").tag(sync=True)
+    local = traitlets.Bool(False, help="True on the embedded local preview server ($0).").tag(sync=True)
+    autoplay = traitlets.Bool(True, help="Finished cards play as muted loops (a sweep's do).").tag(sync=True)
 
     def __init__(
         self,
@@ -121,14 +95,13 @@ class Gallery(anywidget.AnyWidget):
         local: bool = False,
         autoplay: bool = True,
     ) -> None:
+        """A gallery of ``items`` (``sora_nb.sweep`` and ``sora_nb.history`` make one): cards that have a ``start``
+        are started as slots free up, at most ``max_concurrency`` at once (None: all)."""
         super().__init__(title=title, estimated_usd=estimated_usd, local=local, autoplay=autoplay)
         self.items = list(items)
-        self.below = ipywidgets.Output()
-        self._box = ipywidgets.VBox([self, self.below])
         self.max_concurrency = max_concurrency
         self._lock = threading.Lock()
         self._throttle = Throttle(lambda: self._push())
-        self.on_msg(self._on_message)
         self._push()
         self._start_more()
 
@@ -218,25 +191,19 @@ class Gallery(anywidget.AnyWidget):
 
     def open_player(self, index: int) -> VideoJob | None:
         """The full player of card ``index`` (with its remix box), shown below the gallery."""
-        from IPython.display import display
-
         video_id = self.items[index].video_id
         if video_id is None:
             return None
-        widget = attach(video_id)
-        with self.below:
-            display(widget)  # type: ignore[no-untyped-call]
+        widget = VideoJob(attach(video_id))
+        self._show_below(widget)
         return widget
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[Any, Any], dict[Any, Any]] | None:
-        """The gallery (and, below it, players opened from it), with a ``text/plain`` and a ``text/html`` summary
-        that do not depend on how far the jobs have got."""
-        shown = self._box._repr_mimebundle_(**kwargs)
-        data, metadata = shown if isinstance(shown, tuple) else (shown or {}, {})
-        page = f"<p>{html.escape(self.title)}: {len(self.items)} videos</p>"
-        return {**data, "text/plain": f"Gallery({self.title!r}, {len(self.items)} videos)", "text/html": page}, dict(
-            metadata
-        )
+    def _plain(self) -> str:
+        """A summary that does not depend on how far the jobs have got."""
+        return f"Gallery({self.title!r}, {len(self.items)} videos)"
+
+    def _html(self) -> str:
+        return f"<p>{html.escape(self.title)}: {len(self.items)} videos</p>"
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per card: label, prompt, status, video ID, path, request parameters."""
@@ -266,52 +233,7 @@ class Gallery(anywidget.AnyWidget):
 
     def export(self, path: str | Path) -> Path:
         """A contact sheet: ``.html`` (thumbnails inline, relative links to the MP4s) or ``.zip`` (page + videos)."""
-        target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".zip":
-            with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
-                links = {}
-                for card in self.items:
-                    if card.path is not None and card.video_id:
-                        name = f"videos/{card.path.parent.name}.mp4"
-                        if _pack(archive, card.path, name):
-                            links[id(card)] = name
-                archive.writestr("index.html", self._page(lambda card: links.get(id(card))))
-            return target
-        target.write_text(self._page(lambda card: os.path.relpath(card.path, target.parent) if card.path else None))
-        return target
-
-    def _page(self, link: Callable[[Card], str | None]) -> str:
-        import base64
-
-        rows = []
-        for card in self.items:
-            state = card.state()
-            thumb = poster_jpeg(card.thumbnail, POSTER_WIDTH)
-            poster = f"data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" if thumb else ""
-            href = link(card)
-            if href:
-                media = (
-                    f'<video controls preload="metadata" playsinline poster="{poster}" '
-                    f'src="{html.escape(href)}"></video><a href="{html.escape(href)}">MP4</a>'
-                )
-            else:
-                media = f'<img src="{poster}" alt="">' if poster else '<div class="none">no video</div>'
-            rows.append(
-                f"<figure>{media}<figcaption><b>{html.escape(state['label'] or state['prompt'])}</b><br>"
-                f"{html.escape(state['prompt'])}<br><code>{html.escape(state['video_id'] or state['status'])}</code>"
-                "</figcaption></figure>"
-            )
-        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        return (
-            f"<!doctype html><meta charset=utf-8><title>{html.escape(self.title)}</title>"
-            "<style>body{font-family:sans-serif;margin:16px}main{display:grid;grid-template-columns:repeat(auto-fill,"
-            "minmax(260px,1fr));gap:12px}figure{margin:0}img,video{width:100%;border-radius:6px}figcaption{font-size:13px}"
-            "</style>"
-            f"<h1>{html.escape(self.title)}</h1><p>{len(self.items)} videos, exported {stamp}"
-            f"{' (local preview: synthetic videos, not a real model)' if self.local else ''}</p>"
-            f"<main>{''.join(rows)}</main>"
-        )
+        return contact_sheet(self.title, self.items, Path(path), local=self.local)
 
     # ----- messages -----------------------------------------------------------------------------------------
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -324,79 +246,10 @@ class Gallery(anywidget.AnyWidget):
         elif content.get("type") == "open" and isinstance(index, int):
             self.open_player(index)
         elif content.get("type") == "poster":  # every request is answered: the front end never waits in vain
-            poster = poster_jpeg(card.thumbnail, POSTER_WIDTH) if card is not None else b""
+            poster = poster_jpeg(card.thumbnail, CARD_POSTER_WIDTH) if card is not None else b""
             if poster:
                 self.send({"type": "poster", "index": index}, [poster])
             else:
                 self.send({"type": "poster-error", "index": index, "message": "no poster for this video"})
         elif content.get("type") == "video":
             send_file(self, card.path if card is not None else None, {"index": index})
-
-
-def sweep(
-    prompt: str | Sequence[str],
-    *,
-    model: str | Sequence[str] | None = None,
-    size: str | Sequence[str] | None = None,
-    seconds: int | str | Sequence[int | str] | None = None,
-    seed: int | Sequence[int] | None = None,
-    image: str | Path | Sequence[str | Path] | None = None,
-    max_concurrency: int | None = None,
-    zip: bool = False,
-    new: bool = False,
-    **fixed: Any,
-) -> Gallery:
-    """Run a sweep: every combination of the listed prompts and parameters (pairwise with ``zip=True``).
-
-    ``sweep("a {animal} in {place}", animal=[...], place=[...])`` fills the template. Other keyword arguments are
-    sent with every request. Cached requests appear at once and cost nothing.
-    """
-    requests = expand(prompt, zip=zip, model=model, size=size, seconds=seconds, seed=seed, image=image, **fixed)
-    keys = differing(requests)
-    current = settings()
-    local = current.local
-    estimated = 0.0
-    cards = []
-    for request in requests:
-        fills = request.pop("_fills", {})
-        params = {k: request[k] for k in JOB_PARAMS if request.get(k) is not None}
-        extra = {k: v for k, v in request.items() if k not in (*JOB_PARAMS, "prompt")}
-        cost = estimate_request(
-            {**request, "model": request.get("model") or current.model}, local=local, prices=current.prices
-        )
-        estimated += cost.usd or 0.0
-
-        def start(text: str = request["prompt"], params: dict[str, Any] = params, extra: dict[str, Any] = extra) -> Job:
-            return submit(text, new=new, **params, **extra)
-
-        cards.append(
-            Card(label=label({**request, "_fills": fills}, keys), request={**request, "_fills": fills}, start=start)
-        )
-    title = f"Sweep of {len(cards)}: " + (", ".join(keys) if keys else "one request")
-    return Gallery(title, cards, max_concurrency=max_concurrency, estimated_usd=round(estimated, 4), local=local)
-
-
-def history(
-    query: str | None = None,
-    *,
-    model: str | None = None,
-    since: dt.datetime | float | None = None,
-    cache: VideoCache | None = None,
-) -> Gallery:
-    """The cached videos, newest first; ``query`` searches prompts, ``model`` and ``since`` filter."""
-    store = cache or VideoCache(settings().cache_dir)
-    cutoff = since.timestamp() if isinstance(since, dt.datetime) else since
-    cards = []
-    for entry in store.ls():  # validated records: a bad entry is skipped or repaired there, never raised here
-        params = entry.params
-        if query and query.lower() not in entry.prompt.lower():
-            continue
-        if model and params["model"] != model:
-            continue
-        if cutoff is not None and entry.saved_at < cutoff:
-            continue
-        request = {"prompt": entry.prompt, **params}
-        saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
-        cards.append(Card(label=saved, request=request, cached=entry))
-    what = f"matching {query!r}" if query else "in the cache"
-    return Gallery(f"History: {len(cards)} videos {what}", cards, local=False, autoplay=False)

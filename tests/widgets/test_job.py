@@ -1,4 +1,5 @@
-"""The VideoJob widget's state machine, reprs and chunked video transfer, against the real local server."""
+"""sora_nb.widgets.job: the VideoJob widget's state machine, reprs and chunked video transfer, against the real
+local server."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Any
 import pytest
 
 import sora_nb
-from sora_nb import widget as widget_module
 from sora_nb.server import ServerHandle
-from sora_nb.widget import VideoJob
+from sora_nb.widgets import _base
+from sora_nb.widgets.job import VideoJob
 
 Configured = Callable[..., ServerHandle]
 
@@ -53,7 +54,9 @@ def test_failed_job_shows_code_message_and_hint_then_retry(configured: Configure
     w = sora_nb.generate("a moderation-test scene")
     wait_status(w, ("failed",))
     assert w.error_code == "moderation_blocked"
-    assert "moderation" in w.error_message and "Retry" in w.error_hint
+    # what happened, then what to do, once: the local server's message already says to rephrase, so no hint
+    assert "moderation" in w.error_message and "Rephrase the prompt" in w.error_message and w.error_hint == ""
+    assert w.error_message == w.job.error.message and str(w.job.error) == w.error_message  # type: ignore[union-attr]
     assert len(handle.app.store.jobs()) == 1
     w.retry()
     wait_status(w, ("failed",))
@@ -66,7 +69,8 @@ def test_cancel_from_the_widget(configured: Configured) -> None:
     wait_status(w, ("queued", "in_progress"))
     w._on_message(w, {"type": "cancel"}, [])
     wait_status(w, ("cancelled",))
-    assert w.error_code == "JobCancelledError" and "Retry" in w.error_hint
+    assert w.error_code == "JobCancelledError" and w.error_hint == "A retry starts a new job."
+    assert w.error_message == "the job was cancelled"
 
 
 def test_attach_and_remix_widgets(configured: Configured) -> None:
@@ -103,7 +107,7 @@ def test_video_travels_in_chunks_of_at_most_the_limit(configured: Configured, mo
     configured()
     w = sora_nb.generate("chunked transfer")
     path = w.result(timeout=60)
-    monkeypatch.setattr(widget_module, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(_base, "CHUNK_BYTES", 64 * 1024)
     sent: list[tuple[dict[str, Any], list[bytes]]] = []
     monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, list(buffers or []))))
     w._on_message(w, {"type": "video"}, [])

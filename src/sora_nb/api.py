@@ -1,0 +1,202 @@
+"""The public verbs: what a notebook calls.
+
+``generate`` and its siblings ``remix``, ``edit``, ``extend`` and ``attach`` return live widgets; ``submit`` is
+the widget-free job for code (``sora_nb.jobs.remix`` and its siblings give bare jobs too); ``sweep`` and
+``history`` return galleries; ``estimate`` and ``spent`` say what things cost; ``video_cache`` is the cache for
+the settings in force. Everything below this module (jobs, widgets, cache, client) knows nothing of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sora_nb import jobs
+from sora_nb.cache import VideoCache
+from sora_nb.config import settings
+from sora_nb.costs import Budget, Estimate, estimate_request
+from sora_nb.jobs import Job, submit
+from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
+from sora_nb.widgets.gallery import Card, Gallery
+from sora_nb.widgets.job import VideoJob
+
+__all__ = [
+    "attach",
+    "edit",
+    "estimate",
+    "extend",
+    "generate",
+    "history",
+    "remix",
+    "spent",
+    "submit",
+    "sweep",
+    "video_cache",
+]
+
+
+def _job(source: VideoJob | Job | str | Path) -> Job | str | Path:
+    return source.job if isinstance(source, VideoJob) else source
+
+
+def generate(
+    prompt: str,
+    *,
+    model: str | None = None,
+    size: str | None = None,
+    seconds: int | str | None = None,
+    image: str | Path | bytes | None = None,
+    seed: int | None = None,
+    new: bool = False,
+    embed: bool = False,
+    **extra: Any,
+) -> VideoJob:
+    """Generate a video and return its live widget at once (the job runs in the background).
+
+    The same request again re-attaches to its job or cached video and costs nothing; ``new=True`` asks for a
+    fresh take; ``embed=True`` keeps the MP4 in the notebook itself.
+    """
+    job = submit(prompt, model=model, size=size, seconds=seconds, image=image, seed=seed, new=new, **extra)
+    return VideoJob(job, embed=embed)
+
+
+def remix(source: VideoJob | Job | str, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
+    """A widget remixing a finished video (widget, job or video ID) with a new prompt."""
+    return VideoJob(jobs.remix(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed=embed)
+
+
+def edit(source: VideoJob | Job | str | Path, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
+    """A widget editing a finished video (widget, job, video ID or a local MP4)."""
+    return VideoJob(jobs.edit(_job(source), prompt, new=new), embed=embed)
+
+
+def extend(
+    source: VideoJob | Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False, embed: bool = False
+) -> VideoJob:
+    """A widget extending a finished video by ``seconds`` more."""
+    return VideoJob(jobs.extend(_job(source), prompt, seconds, new=new), embed=embed)
+
+
+def attach(video_id: str, *, embed: bool = False) -> VideoJob:
+    """A widget for any existing job (after a kernel restart, or one made elsewhere)."""
+    return VideoJob(jobs.attach(video_id), embed=embed)
+
+
+def sweep(
+    prompt: str | Sequence[str],
+    *,
+    model: str | Sequence[str] | None = None,
+    size: str | Sequence[str] | None = None,
+    seconds: int | str | Sequence[int | str] | None = None,
+    seed: int | Sequence[int] | None = None,
+    image: str | Path | Sequence[str | Path] | None = None,
+    max_concurrency: int | None = None,
+    zip: bool = False,
+    new: bool = False,
+    **fixed: Any,
+) -> Gallery:
+    """Run a sweep: every combination of the listed prompts and parameters (pairwise with ``zip=True``).
+
+    ``sweep("a {animal} in {place}", animal=[...], place=[...])`` fills the template. Other keyword arguments are
+    sent with every request. Cached requests appear at once and cost nothing.
+    """
+    requests = expand(prompt, zip=zip, model=model, size=size, seconds=seconds, seed=seed, image=image, **fixed)
+    keys = differing(requests)
+    current = settings()
+    local = current.local
+    estimated = 0.0
+    cards = []
+    for request in requests:
+        fills = request.pop("_fills", {})
+        params = {k: request[k] for k in JOB_PARAMS if request.get(k) is not None}
+        extra = {k: v for k, v in request.items() if k not in (*JOB_PARAMS, "prompt")}
+        cost = estimate_request(
+            {**request, "model": request.get("model") or current.model}, local=local, prices=current.prices
+        )
+        estimated += cost.usd or 0.0
+
+        def start(text: str = request["prompt"], params: dict[str, Any] = params, extra: dict[str, Any] = extra) -> Job:
+            return submit(text, new=new, **params, **extra)
+
+        cards.append(
+            Card(label=label({**request, "_fills": fills}, keys), request={**request, "_fills": fills}, start=start)
+        )
+    title = f"Sweep of {len(cards)}: " + (", ".join(keys) if keys else "one request")
+    return Gallery(title, cards, max_concurrency=max_concurrency, estimated_usd=round(estimated, 4), local=local)
+
+
+def history(
+    query: str | None = None,
+    *,
+    model: str | None = None,
+    since: dt.datetime | float | None = None,
+    cache: VideoCache | None = None,
+) -> Gallery:
+    """The cached videos, newest first; ``query`` searches prompts, ``model`` and ``since`` filter."""
+    store = cache or video_cache()
+    cutoff = since.timestamp() if isinstance(since, dt.datetime) else since
+    cards = []
+    for entry in store.ls():  # validated records: a bad entry is skipped or repaired there, never raised here
+        params = entry.params
+        if query and query.lower() not in entry.prompt.lower():
+            continue
+        if model and params["model"] != model:
+            continue
+        if cutoff is not None and entry.saved_at < cutoff:
+            continue
+        request = {"prompt": entry.prompt, **params}
+        saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
+        cards.append(Card(label=saved, request=request, cached=entry))
+    what = f"matching {query!r}" if query else "in the cache"
+    return Gallery(f"History: {len(cards)} videos {what}", cards, local=False, autoplay=False)
+
+
+def estimate(
+    prompt: str | list[str] | None = None,
+    *,
+    source: Job | VideoJob | str | Path | None = None,
+    model: str | list[str] | None = None,
+    size: str | list[str] | None = None,
+    seconds: int | str | list[int | str] | None = None,
+    **sweep: Any,
+) -> Estimate:
+    """What a request, or a whole sweep (lists, templates, ``zip=True`` as in ``sweep()``), would cost.
+
+    With ``source`` (a job or widget, a video ID, or a local MP4): what a remix or edit of it costs, or with
+    ``seconds``, an extension by that many. $0 on the local preview server; ``usd`` is None if a price is unknown
+    (a model's, or a source's that is not in the cache: ``unknown`` says what to do).
+    """
+    current = settings()
+    local = current.local
+    if source is not None:
+        if model is not None or size is not None or sweep or isinstance(seconds, list):
+            raise TypeError("estimate(source=...) takes only seconds= (an extension): the rest comes from the source")
+        job = _job(source)
+        kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
+        request = {} if seconds is None else {"seconds": str(seconds)}
+        return jobs.estimate_job(kind, request, job, VideoCache(current.cache_dir), current, local=local)
+    requests = expand(
+        prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **sweep
+    )
+    parts = [estimate_request(r, local=local, prices=current.prices) for r in requests]
+    total = None if any(p.usd is None for p in parts) else round(sum(p.usd or 0.0 for p in parts), 4)
+    seconds_total = sum(p.seconds for p in parts)
+    names = sorted({p.model for p in parts})
+    rate = total / seconds_total if total is not None and seconds_total else None
+    return Estimate(
+        usd=total, seconds=seconds_total, per_second=rate, model=", ".join(names), local=local, jobs=len(parts)
+    )
+
+
+def spent() -> float:
+    """Dollars spent through sora_nb with the cache in force (persisted in ``<cache_dir>/spend.json``): by the
+    ``configure(user=...)`` in force, or by everyone using the cache when none is set."""
+    current = settings()
+    return Budget(video_cache().root, user=current.user).spent
+
+
+def video_cache() -> VideoCache:
+    """The cache for the settings in force (``configure(cache_dir=...)``, ``SORA_NB_CACHE_DIR`` or the default)."""
+    return VideoCache(settings().cache_dir)

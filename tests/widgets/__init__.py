@@ -1,0 +1,1 @@
+"""Tests of sora_nb.widgets, one file per module."""
