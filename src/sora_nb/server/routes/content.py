@@ -26,7 +26,13 @@ async def content(request: Request) -> Response:
         if ctx.faults.json_as_mp4:
             record = video_record(state, ctx.dialect, content_url=ctx.content_url(request, job.id))
             return Response(json.dumps(record), media_type="video/mp4")
-        status, code, message = ctx.dialect.not_ready
+        d = ctx.dialect
+        status, code, message = d.not_ready
+        if state.status == "failed" and d.failed_content is not None:
+            error = state.error or {}
+            status, code, message = d.failed_content
+            code = str(error.get("code")) if code == "*" else code
+            raise ApiError(status, message.format(message=error.get("message")), code=code)
         if state.status == "failed":
             error = state.error or {}
             raise ApiError(
@@ -34,12 +40,8 @@ async def content(request: Request) -> Response:
                 f"Video {job.id!r} failed ({error.get('code')}): {error.get('message')} There is nothing to download.",
                 code="video_failed",
             )
-        raise ApiError(
-            status,
-            message.format(status=state.status) + f" Poll GET {ctx.dialect.prefix}"
-            "/videos/{id} until it is completed.",
-            code=code,
-        )
+        hint = f" Poll GET {d.prefix}/videos/{{id}} until it is completed." if d.not_ready_hint else ""
+        raise ApiError(status, message.format(status=state.status) + hint, code=code)
     if state.expired:
         ctx.store.expire_assets(job)
         raise ApiError(
