@@ -236,3 +236,12 @@ def test_omlx(make_server: Callable[..., ServerHandle]) -> None:
             "type": "video",
         }
 
+
+def test_json_fields_takes_the_resellers_request(make_server: Callable[..., ServerHandle]) -> None:
+    handle = make_server(dialect="json-fields")
+    body = {"prompt": "a harbour at dawn", "duration": 10, "width": 1920, "height": 1080, "fps": 30, "n": 1}
+    with client_for(handle) as client:
+        for model in ("sora-1.0", "sora-turbo"):
+            video = client.post("/videos", json={**body, "model": model})
+            assert video.status_code == 200, video.text
+            assert (video.json()["model"], video.json()["duration"], video.json()["fps"]) == (model, 10, 30)

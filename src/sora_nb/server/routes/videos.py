@@ -68,7 +68,7 @@ async def create(request: Request) -> Response:
     fields = (await read_body(request, d)).fields
     params.check_known(fields, _CREATE_FIELDS | _EXTRA_CREATE_FIELDS if d.extra_fields else _CREATE_FIELDS, d)
     prompt = params.prompt(fields)
-    model = params.model(fields)
+    model = params.model(fields, d)
     seconds = params.seconds(fields, d)
     width, height = params.size(fields, model, d)
     seed, fps, metadata = params.seed(fields), params.fps(fields, d), params.metadata(fields)
