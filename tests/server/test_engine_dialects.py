@@ -69,6 +69,7 @@ def test_vllm_omni(make_server: Callable[..., ServerHandle]) -> None:
         assert "in_progress" in {r["status"] for r in records}
         assert (records[-1]["num_frames"], records[-1]["fps"], records[-1]["size"]) == (48, 24, "832x480")
         assert client.get(f"/videos/{video['id']}/content").content[4:8] == b"ftyp"
+        assert client.get(f"/videos/{video['id']}/content?variant=thumbnail").content[4:8] == b"ftyp"  # ignored
         assert handle.app.store.get(video["id"]).gen_params == {  # type: ignore[union-attr]
             "num_inference_steps": 20,
             "guidance_scale": 5.0,
@@ -119,6 +120,7 @@ def test_aquiles(make_server: Callable[..., ServerHandle]) -> None:
         assert all(p % 10 == 0 and p <= 90 for p in progress) and progress == sorted(progress)
         assert progress.count(90) >= 3 and records[-1]["progress"] == 100
         assert httpx.get(f"{handle.url}/videos/{video['id']}/content").content[4:8] == b"ftyp"  # no key needed
+        assert httpx.get(f"{handle.url}/videos/video_000000000000/content").status_code == 500
         bad = client.post("/videos", json={"prompt": "odd size", "size": "100x100"})
         assert bad.status_code == 500
         running = client.post("/videos", json={"prompt": "deleted, still rendering", "seconds": "8"}).json()
@@ -148,6 +150,8 @@ def test_localai(make_server: Callable[..., ServerHandle]) -> None:
         ).json()
         assert base64.b64decode(inline["data"][0]["b64_json"])[4:8] == b"ftyp"
         assert client.get(f"/v1/videos/{answer['id']}").status_code in (404, 405)  # no retrieve
+        failed = client.post("/v1/videos", json={**base, "prompt": "a gore scene"})
+        assert failed.status_code == 500 and "moderation" in failed.json()["error"]["message"]
         assert "owned_by" not in client.get("/v1/models").json()["data"][0]
     assert httpx.get(handle.url + "/readyz").text == "OK"
     assert httpx.post(handle.url + "/v1/videos", json=base).status_code == 401
@@ -168,6 +172,7 @@ def test_sglang(make_server: Callable[..., ServerHandle]) -> None:
         records = history(client, video["id"])
         assert {r["status"] for r in records} <= {"queued", "completed"}
         assert {r["progress"] for r in records} <= {0, 100} and records[-1]["file_path"].endswith(".mp4")
+        assert client.get(f"/videos/{video['id']}/content?variant=thumbnail").status_code == 400
         assert handle.app.store.get(video["id"]).gen_params == {"num_inference_steps": 30}  # type: ignore[union-attr]
         by_form = client.post(
             "/videos", files=form(prompt="from an image", reference_url=png_data_url(), extra_body='{"seed": 3}')
@@ -197,6 +202,10 @@ def test_unsloth(make_server: Callable[..., ServerHandle]) -> None:
         assert early.status_code == 400 and early.json()["error"]["code"] == "video_not_ready"
         records = history(client, video["id"])
         assert max(r["progress"] for r in records[:-1]) <= 99 and records[-1]["progress"] == 100
+        blocked = client.post("/videos", json={"prompt": "nsfw"}).json()
+        assert wait_for(client, blocked["id"])["error"]["code"] == "video_generation_failed"
+        refused = client.get(f"/videos/{blocked['id']}/content")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "video_generation_failed"
         via_alias = httpx.get(f"{handle.url}/api/inference/videos/{video['id']}", headers=client.headers)
         assert via_alias.json()["status"] == "completed"
     assert httpx.get(handle.url + "/api/health").json()["service"] == "Unsloth Studio"

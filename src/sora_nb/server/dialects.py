@@ -71,6 +71,8 @@ class Dialect:
     not_ready_hint: bool = True
     """Append "Poll GET ..." to the not-ready message (the engines answer their own words only)."""
     delete_cancels: bool = True
+    variants: Literal["all", "video", "ignored"] = "all"
+    """Content variants: all of ASSETS, ``video`` only (others 400), or ``variant`` ignored (always the MP4)."""
     served_model: Literal["any", "echo", "report", "match", "loaded", "required"] = "any"
     """``echo`` any name; ``report`` any name, the served one reported (Unsloth); ``match`` omitted or the
     served name, else 400 "Model mismatch" (vLLM); ``loaded`` the served name else 404 (oMLX); ``required`` the

@@ -29,6 +29,7 @@ ENGINE_ROWS: tuple[dict[str, Any], ...] = (
         id_prefix="",
         id_style="uuid",
         status_words={"in_progress": "queued"},
+        variants="video",
         progress_model="jump",
         poll_hint="none",
         not_ready=(404, "not_ready", "Generation is still in-progress"),
@@ -51,6 +52,7 @@ ENGINE_ROWS: tuple[dict[str, Any], ...] = (
         progress_model="jump",
         poll_hint="none",
         failed_retrieve=500,
+        variants="ignored",
         not_ready=(404, "not_found", "Generation is still in-progress"),
         failed_content=(422, "video_failed", "Video generation failed: {message}"),
         not_ready_hint=False,
@@ -65,6 +67,7 @@ ENGINE_ROWS: tuple[dict[str, Any], ...] = (
         auth="any-bearer",
         errors="detail",
         alias_prefixes=("",),
+        variants="ignored",
         open_paths=("*/content",),
         id_style="hex12",
         status_words={"in_progress": "processing"},
@@ -85,6 +88,7 @@ ENGINE_ROWS: tuple[dict[str, Any], ...] = (
         identify="/v1/models owned_by 'unsloth'; GET /api/health names Unsloth Studio (research silent: chosen)",
         engine=True,
         alias_prefixes=("/api/inference",),
+        variants="video",
         open_paths=("/api/health",),
         id_style="hex32",
         poll_hint="fixed",
@@ -129,6 +133,11 @@ ENGINE_ROWS: tuple[dict[str, Any], ...] = (
 _ERROR_CODES = {"aquiles": "generation_error", "unsloth": "video_generation_failed"}
 
 
+def engine_error_code(name: str, code: str) -> str:
+    """The code a failed job's error carries on the engine ``name`` (Aquiles, Unsloth: their own)."""
+    return _ERROR_CODES.get(name, code)
+
+
 def engine_progress(state: VideoState, model: str, now: float | None = None) -> int:
     """The progress an engine reports: real; ``jump`` 0 then 100; ``fake`` +10 per queue interval up to 90."""
     if model == "real" or state.status in ("completed", "failed"):
@@ -145,7 +154,7 @@ def shape_engine_record(record: dict[str, Any], state: VideoState, name: str) ->
     job, done = state.job, state.status == "completed"
     error = record["error"]
     if error is not None:
-        record["error"] = {"code": _ERROR_CODES.get(name, error.get("code")), "message": error.get("message")}
+        record["error"] = {"code": engine_error_code(name, str(error.get("code"))), "message": error.get("message")}
     if name == "sglang":
         del record["prompt"]
         record.update(
