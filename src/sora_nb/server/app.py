@@ -119,17 +119,15 @@ class VideosServer:
         ]
 
     def _engine_routes(self) -> list[Route]:
-        """The paths of a self-hosted engine dialect: its job API (on each of its prefixes), or LocalAI's
-        synchronous create and result files; then its discovery endpoints."""
+        """The paths of a self-hosted engine dialect: its discovery endpoints, then its job API (on each of its
+        prefixes), or LocalAI's synchronous create and result files."""
         d = self.dialect
+        routes = [Route("/", info.info, methods=["GET"]), *discovery_routes(d.name)]
         if d.name == "localai":
-            routes = [Route(p, engines.create_localai, methods=["POST"]) for p in ("/v1/videos", "/videos")]
-            routes += [
-                Route("/v1/videos/generations", engines.create_localai, methods=["POST"]),
-                Route("/generated-videos/{name}", engines.generated_video, methods=["GET", "HEAD"]),
-            ]
-            return routes + discovery_routes(d.name)
-        routes = []
+            creates = ("/v1/videos", "/v1/videos/generations", "/videos")
+            routes += [Route(p, engines.create_localai, methods=["POST"]) for p in creates]
+            routes.append(Route("/generated-videos/{name}", engines.generated_video, methods=["GET", "HEAD"]))
+            return routes
         for prefix in (d.prefix, *d.alias_prefixes):
             p = prefix + "/videos"
             if d.name == "vllm-omni":
@@ -141,4 +139,4 @@ class VideosServer:
                 Route(p + "/{video_id:path}", videos.retrieve, methods=["GET"]),
                 Route(p + "/{video_id:path}", videos.delete, methods=["DELETE"]),
             ]
-        return routes + discovery_routes(d.name) + [Route("/", info.info, methods=["GET"])]
+        return routes

@@ -2,7 +2,9 @@
 
 A dialect decides the path prefix, how a caller authenticates, which request encodings are accepted, how
 a video record is written (status words, progress, times, extra fields), and how "not ready" and "unknown
-id" are answered. The job model underneath is the same for all of them.
+id" are answered. The job model underneath is the same for all of them. The self-hosted engines (SGLang,
+vLLM-Omni, Aquiles-Image, Unsloth Studio, LocalAI, oMLX) are rows too, built from
+:mod:`sora_nb.server.engine_dialects`, with their own create fields (:mod:`sora_nb.server.engine_fields`).
 """
 
 from __future__ import annotations
