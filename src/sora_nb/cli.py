@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default: 8000)")
     s.add_argument("--dialect", default="openai", choices=list(DIALECTS), help="API dialect (default: openai)")
+    s.add_argument("--served-model", default=ServerConfig.served_model, help="the model an engine dialect serves")
     s.add_argument(
         "--speed",
         type=float,
@@ -149,6 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
         poll_hint=not args.no_poll_hint,
         allow_remote_inputs=args.allow_remote_inputs,
         public_url=args.public_url,
+        served_model=args.served_model,
     )
     try:
         serve(config, host=args.host, port=args.port, log_level=args.log_level, announce=_announce(bool(args.key)))

@@ -20,7 +20,8 @@ from sora_nb.server.errors import exception_handlers
 from sora_nb.server.faults import Faults
 from sora_nb.server.middleware import Gate, tagged
 from sora_nb.server.remote import FetchPolicy
-from sora_nb.server.routes import characters, content, files, info, videos
+from sora_nb.server.routes import characters, content, engines, files, info, videos
+from sora_nb.server.routes.discovery import discovery_routes
 from sora_nb.server.serving import AssetServer
 from sora_nb.server.store import Store
 
@@ -52,6 +53,7 @@ class VideosServer:
             retention=retention,
             id_prefix=self.dialect.id_prefix,
             base64_ids=self.dialect.base64_ids,
+            id_style=self.dialect.id_style,
         )
         self.assets = AssetServer(self.store, self.faults)
         self.bytes_sent: Counter[tuple[str, str]] = self.assets.bytes_sent  # body bytes sent per (video ID, variant)
@@ -67,7 +69,13 @@ class VideosServer:
         )
         api = Starlette(routes=self._routes(), exception_handlers=exception_handlers())
         api.state.context = self.context
+        api.state.detail_errors = self.dialect.errors == "detail"
         self.api = Gate(api, key=self.key, dialect=self.dialect, faults=self.faults)
+
+    @property
+    def deletes(self) -> Counter[str]:
+        """DELETE requests received per video ID."""
+        return self.context.deletes
 
     @property
     def cdn_rejected_headers(self) -> list[str]:
@@ -92,6 +100,8 @@ class VideosServer:
     def _routes(self) -> list[Route]:
         """Every path of the API, in matching order (a literal path before the ``{video_id:path}`` that would
         swallow it)."""
+        if self.dialect.engine:
+            return self._engine_routes()
         p = self.dialect.prefix + "/videos"
         return [
             Route(p, videos.create, methods=["POST"]),
@@ -107,3 +117,26 @@ class VideosServer:
             Route(self.dialect.prefix + "/files", files.upload_file, methods=["POST"]),
             Route("/", info.info, methods=["GET"]),
         ]
+
+    def _engine_routes(self) -> list[Route]:
+        """The paths of a self-hosted engine dialect: its discovery endpoints, then its job API (on each of its
+        prefixes), or LocalAI's synchronous create and result files."""
+        d = self.dialect
+        routes = [Route("/", info.info, methods=["GET"]), *discovery_routes(d.name)]
+        if d.name == "localai":
+            creates = ("/v1/videos", "/v1/videos/generations", "/videos")
+            routes += [Route(p, engines.create_localai, methods=["POST"]) for p in creates]
+            routes.append(Route("/generated-videos/{name}", engines.generated_video, methods=["GET", "HEAD"]))
+            return routes
+        for prefix in (d.prefix, *d.alias_prefixes):
+            p = prefix + "/videos"
+            if d.name == "vllm-omni":
+                routes.append(Route(p + "/sync", engines.create_sync, methods=["POST"]))
+            routes += [
+                Route(p, engines.create, methods=["POST"]),
+                Route(p, videos.list_videos, methods=["GET"]),
+                Route(p + "/{video_id:path}/content", content.content, methods=["GET", "HEAD"]),
+                Route(p + "/{video_id:path}", videos.retrieve, methods=["GET"]),
+                Route(p + "/{video_id:path}", videos.delete, methods=["DELETE"]),
+            ]
+        return routes

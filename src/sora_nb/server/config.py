@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from sora_nb.server.addresses import is_loopback, is_wildcard
+from sora_nb.server.engine_dialects import DEFAULT_SERVED_MODEL
 
 DEFAULT_KEY = "sora-nb-local"
 DEFAULT_BLOCKED_WORDS = ("nsfw", "gore", "moderation-test")
@@ -49,6 +50,8 @@ class ServerConfig:
     allow_remote_inputs: bool | None = None
     allow_private_inputs: tuple[str, ...] = ()
     public_url: str | None = None
+    served_model: str = DEFAULT_SERVED_MODEL
+    """The model an engine dialect serves (vLLM-Omni and oMLX refuse another name; LocalAI needs it)."""
 
     def bound(self, address: str) -> ServerConfig:
         """This config with the defaults that depend on where the server listens filled in for ``address``

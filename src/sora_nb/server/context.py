@@ -5,7 +5,9 @@ The app puts one :class:`Context` on its Starlette app; a route takes it with ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import Counter
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
@@ -34,6 +36,8 @@ class Context:
     fetch_policy: FetchPolicy
     assets: AssetServer
     cdn: CdnOrigin
+    deletes: Counter[str] = field(default_factory=Counter)
+    """DELETE requests per video ID (so a test can tell a client never cancelled on its own clock)."""
 
     @staticmethod
     def of(request: Request) -> Context:
@@ -47,6 +51,8 @@ class Context:
         job = self.store.get(video_id)
         if job is None:
             status, code = self.dialect.unknown_id
+            if self.dialect.engine:
+                raise ApiError(status, "Video not found", code=code, param="video_id")
             noun = "task" if code == "task_not_exist" else "video"
             raise ApiError(
                 status,
@@ -92,11 +98,37 @@ class Context:
         """The URL of a video's content as clients reach it."""
         return self.origin(request) + f"{self.dialect.prefix}/videos/{quote(video_id, safe='')}/content"
 
+    def check_capacity(self) -> None:
+        """Refuse a create while the server (or the engine it plays) runs as many jobs as it takes at once:
+        429 with Retry-After for --max-active, or the engine's own answer (Aquiles 503, Unsloth 409, oMLX 503)."""
+        d = self.dialect
+        limit = min(self.config.max_active, d.max_jobs or self.config.max_active)
+        running = self.store.unfinished()
+        if len(running) < limit:
+            return
+        if d.busy is not None:
+            status, code, message = d.busy
+            raise ApiError(status, message.format(limit=limit), code=code, type="server_error")
+        wait = max(1, math.ceil(min(s.remaining for s in running)))
+        raise ApiError(
+            429,
+            f"Too many videos in progress ({len(running)} of {limit}); retry after {wait} s "
+            "(the limit is the server's --max-active).",
+            code="too_many_active_jobs",
+            type="rate_limit_error",
+            headers={"retry-after": str(wait)},
+        )
+
     def video_response(self, request: Request, job: JobRecord, *, created: bool = False) -> JSONResponse:
-        """The video record of ``job`` now, with a poll hint while it is running (unless turned off)."""
+        """The video record of ``job`` now, with a poll hint while it is running (unless turned off); a failed
+        job's with the dialect's error status where it has one (vLLM-Omni: 500)."""
         state = self.store.state(job)
         record = video_record(state, self.dialect, content_url=self.content_url(request, job.id), created=created)
         headers = {}
-        if state.status in ("queued", "in_progress") and self.config.poll_hint:
-            headers["openai-poll-after-ms"] = str(max(250, min(2000, int(state.remaining * 1000 / 3))))
-        return JSONResponse(record, headers=headers)
+        hint = self.dialect.poll_hint
+        if state.status in ("queued", "in_progress") and self.config.poll_hint and hint != "none":
+            wait = 2000 / self.config.speed if hint == "fixed" else min(2000, state.remaining * 1000 / 3)
+            headers["openai-poll-after-ms"] = str(max(250 if hint == "computed" else 50, int(wait)))
+        failed = state.status == "failed" and not created
+        status = self.dialect.failed_retrieve or 200 if failed else 200
+        return JSONResponse(record, status_code=status, headers=headers)

@@ -2,7 +2,9 @@
 
 A dialect decides the path prefix, how a caller authenticates, which request encodings are accepted, how
 a video record is written (status words, progress, times, extra fields), and how "not ready" and "unknown
-id" are answered. The job model underneath is the same for all of them.
+id" are answered. The job model underneath is the same for all of them. The self-hosted engines (SGLang,
+vLLM-Omni, Aquiles-Image, Unsloth Studio, LocalAI, oMLX) are rows too, built from
+:mod:`sora_nb.server.engine_dialects`, with their own create fields (:mod:`sora_nb.server.engine_fields`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sora_nb.server.engine_dialects import ENGINE_ROWS, engine_progress, shape_engine_record
 from sora_nb.server.records import VideoState
 
-AuthStyle = Literal["bearer", "bearer-or-raw", "api-key"]
+AuthStyle = Literal["bearer", "bearer-or-raw", "api-key", "none", "any-bearer"]
+IdStyle = Literal["hex48", "hex32", "hex12", "uuid"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,48 @@ class Dialect:
     content_redirect: bool = False
     not_ready: tuple[int, str, str] = (404, "video_not_ready", "Video is not ready yet: its status is {status}.")
     unknown_id: tuple[int, str] = (404, "video_not_found")
+    # the knobs of the self-hosted engines (sglang, vllm-omni, aquiles, unsloth, localai, omlx): see engine_dialects
+    engine: bool = False
+    identify: str = ""
+    """How a client tells this engine from the others (the endpoint or field)."""
+    """Create, discovery and records follow :mod:`sora_nb.server.engine_dialects` (the engine's own fields)."""
+    errors: Literal["openai", "detail"] = "openai"
+    """``detail``: FastAPI's ``{"detail": "..."}`` instead of the ``{"error": {...}}`` envelope."""
+    id_style: IdStyle = "hex48"
+    alias_prefixes: tuple[str, ...] = ()
+    """More prefixes the same routes answer on (Aquiles: ``/videos`` as well as ``/v1/videos``)."""
+    open_paths: tuple[str, ...] = ()
+    """Paths (or, starting with ``*``, path endings) that need no key."""
+    key_headers: tuple[str, ...] = ()
+    """Headers besides ``Authorization: Bearer`` that may carry the key (LocalAI: ``x-api-key``)."""
+    progress_model: Literal["real", "jump", "fake"] = "real"
+    """``jump``: 0 until completed, then 100; ``fake``: +10 every queue interval up to 90 (Aquiles)."""
+    poll_hint: Literal["computed", "fixed", "none"] = "computed"
+    """``fixed``: ``openai-poll-after-ms: 2000`` (scaled by --speed) on every unfinished retrieve (Unsloth)."""
+    max_jobs: int | None = None
+    """The engine's own limit of jobs at once (the lower of it and --max-active applies)."""
+    busy: tuple[int, str, str] | None = None
+    """(status, code, message with ``{limit}``) of a create refused for capacity; None: the 429 of --max-active."""
+    failed_retrieve: int | None = None
+    """HTTP status of a retrieve of a failed job, the job's JSON as body (vLLM-Omni: 500)."""
+    failed_content: tuple[int, str, str] | None = None
+    """(status, code or ``*`` for the job's error code, message with ``{message}``) of content of a failed job;
+    None: the ``not_ready`` status."""
+    not_ready_hint: bool = True
+    """Append "Poll GET ..." to the not-ready message (the engines answer their own words only)."""
+    delete_cancels: bool = True
+    variants: Literal["all", "video", "ignored"] = "all"
+    """Content variants: all of ASSETS, ``video`` only (others 400), or ``variant`` ignored (always the MP4)."""
+    served_model: Literal["any", "echo", "report", "match", "loaded", "required"] = "any"
+    """``echo`` any name; ``report`` any name, the served one reported (Unsloth); ``match`` omitted or the
+    served name, else 400 "Model mismatch" (vLLM); ``loaded`` the served name else 404 (oMLX); ``required`` the
+    served name, else 400 (LocalAI); ``any``: the sora models."""
+
+    def needs_key(self, path: str) -> bool:
+        """Whether ``path`` is behind the key."""
+        if self.auth == "none":
+            return False
+        return not any(path == p or (p.startswith("*") and path.endswith(p[1:])) for p in self.open_paths)
 
     def status_word(self, status: str) -> str:
         """The word this dialect uses for a canonical status."""
@@ -90,6 +136,7 @@ DIALECTS: dict[str, Dialect] = {
             auth="api-key",
             requires_api_version=True,
         ),
+        *(Dialect(**row) for row in ENGINE_ROWS),
     )
 }
 
@@ -134,7 +181,7 @@ def video_record(state: VideoState, dialect: Dialect, *, content_url: str, creat
         "object": "video",
         "model": job.model,
         "status": status,
-        "progress": _progress(state.progress, dialect),
+        "progress": _progress(engine_progress(state, dialect.progress_model), dialect),
         "created_at": _time(job.created_at, dialect),
         "completed_at": _time(state.completed_at, dialect),
         "expires_at": _time(state.expires_at, dialect),
@@ -159,4 +206,6 @@ def video_record(state: VideoState, dialect: Dialect, *, content_url: str, creat
         )
         if state.status == "completed":
             record["url"] = content_url
+    if dialect.engine:
+        shape_engine_record(record, state, dialect.name)
     return record

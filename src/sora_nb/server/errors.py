@@ -31,9 +31,13 @@ class ApiError(Exception):
         self.type = type
         self.headers = dict(headers or {})
 
-    def response(self) -> JSONResponse:
-        """The JSON response for this error."""
-        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+    def response(self, *, detail: bool = False) -> JSONResponse:
+        """The JSON response for this error; with ``detail`` FastAPI's ``{"detail": message}``."""
+        body: dict[str, object] = {
+            "error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        }
+        if detail:
+            body = {"detail": self.message}
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
@@ -42,13 +46,19 @@ def invalid(message: str, *, param: str | None = None, code: str = "invalid_valu
     return ApiError(400, message, code=code, param=param)
 
 
+def _detail(request: Request) -> bool:
+    return bool(getattr(request.app.state, "detail_errors", False))
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return exc.response()
+    return exc.response(detail=_detail(request))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if _detail(request):
+        return JSONResponse({"detail": "Not Found" if exc.status_code == 404 else str(exc.detail)}, exc.status_code)
     if exc.status_code == 404:
         message = f"Unknown path {request.url.path!r}. The Videos API lives under /v1/videos (Azure: /openai/v1)."
     elif exc.status_code == 405:

@@ -75,8 +75,9 @@ async def image_bytes(value: Any, store: Store, param: str = "input_reference", 
     raise invalid(f"{param}.image_url must be an http(s) URL or a data URL.", param=param, code="invalid_image_url")
 
 
-def image_png(raw: bytes, width: int, height: int, param: str = "input_reference") -> bytes:
-    """Check that ``raw`` is a PNG, JPEG or WEBP of exactly ``width`` x ``height``; return it as RGB PNG.
+def image_png(raw: bytes, width: int, height: int, param: str = "input_reference", *, fit: bool = False) -> bytes:
+    """Check that ``raw`` is a PNG, JPEG or WEBP of exactly ``width`` x ``height`` (with ``fit``, of any size:
+    it is resized, as the self-hosted engines do); return it as RGB PNG.
 
     The format and size are read from the image's header first (``Image.open`` decodes no pixels), so a small
     file that declares 9000x9000 is refused without being decoded. Decoding is CPU work: call this off the
@@ -95,7 +96,7 @@ def image_png(raw: bytes, width: int, height: int, param: str = "input_reference
         )
     if image.size[0] * image.size[1] > MAX_IMAGE_PIXELS:
         raise _too_many_pixels(param, f"is {image.size[0]}x{image.size[1]}, which is", width, height)
-    if image.size != (width, height):
+    if image.size != (width, height) and not fit:
         raise invalid(
             f"{param} is {image.size[0]}x{image.size[1]} but the requested size is {width}x{height}; "
             f"resize the image to {width}x{height} or request size={image.size[0]}x{image.size[1]} if available.",
@@ -106,6 +107,8 @@ def image_png(raw: bytes, width: int, height: int, param: str = "input_reference
         rgb = image.convert("RGB")  # decodes: at most MAX_IMAGE_PIXELS pixels by now
     except (OSError, ValueError):
         raise invalid(unreadable, param=param, code="invalid_image") from None
+    if rgb.size != (width, height):
+        rgb = rgb.resize((width, height))
     out = io.BytesIO()
     rgb.save(out, "PNG")
     return out.getvalue()

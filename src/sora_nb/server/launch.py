@@ -15,6 +15,7 @@ import uvicorn
 from sora_nb.server.addresses import authority, hostname, is_wildcard, reachable_host
 from sora_nb.server.app import VideosServer
 from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, ServerConfig
+from sora_nb.server.engine_dialects import DEFAULT_SERVED_MODEL
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -142,6 +143,7 @@ def start(
     allow_remote_inputs: bool | None = None,
     allow_private_inputs: tuple[str, ...] = (),
     public_url: str | None = None,
+    served_model: str = DEFAULT_SERVED_MODEL,
     log_level: str = "warning",
 ) -> ServerHandle:
     """Start a local Videos API server in a background thread and return its handle once it listens.
@@ -163,6 +165,7 @@ def start(
         allow_remote_inputs=allow_remote_inputs,
         allow_private_inputs=tuple(allow_private_inputs),
         public_url=public_url,
+        served_model=served_model,
     )
     app, server, sockets, urls = _prepare(config, host, port, log_level)
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="sora-nb-local-server", daemon=True)

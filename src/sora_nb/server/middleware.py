@@ -23,6 +23,8 @@ _HOW = {
     "api-key": "an `api-key: <key>` header",
     "bearer": "`Authorization: Bearer <key>`",
     "bearer-or-raw": "`Authorization: <key>` or `Authorization: Bearer <key>`",
+    "any-bearer": "`Authorization: Bearer <any token>`",
+    "none": "nothing",
 }
 
 
@@ -33,7 +35,8 @@ def tagged(send: Send) -> Send:
     async def tagged_send(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
-            headers.append((b"x-request-id", request_id.encode()))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):  # vLLM's /sync sets its own
+                headers.append((b"x-request-id", request_id.encode()))
             headers.append((PREVIEW_HEADER[0].encode(), PREVIEW_HEADER[1].encode()))
             message = {**message, "headers": headers}
         await send(message)
@@ -56,7 +59,14 @@ class Gate:
 
     def authorized(self, request: Request) -> bool:
         """Whether ``request`` carries the key the way the dialect takes it."""
-        key = self.key
+        key, d = self.key, self.dialect
+        if not d.needs_key(request.url.path):
+            return True
+        if d.auth == "any-bearer":  # FastAPI's HTTPBearer with no keys configured: any token, but one
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            return scheme.lower() == "bearer" and bool(token.strip())
+        if any(hmac.compare_digest(request.headers.get(h, "").encode(), key.encode()) for h in d.key_headers):
+            return True
         if self.dialect.auth == "api-key":
             given = request.headers.get("api-key", "")
             return hmac.compare_digest(given.encode(), key.encode())
@@ -69,12 +79,14 @@ class Gate:
     def denial(self, request: Request) -> Response | None:
         """The answer that stops ``request`` here, or None to let it through to the routes."""
         if not self.authorized(request):
+            if self.dialect.auth == "any-bearer":
+                return ApiError(403, "Not authenticated", code="not_authenticated").response(detail=True)
             return ApiError(
                 401,
                 f"Missing or incorrect API key. Send it as {_HOW[self.dialect.auth]}: the key `sora-nb serve` printed "
                 "when it started, or the one it was given with --key.",
                 code="invalid_api_key",
-            ).response()
+            ).response(detail=self.dialect.errors == "detail")
         if self.dialect.requires_api_version and not request.query_params.get("api-version"):
             return ApiError(
                 400,

@@ -28,6 +28,9 @@ MODEL_SIZES: dict[str, tuple[str, ...]] = {
     "sora-2-pro": _PRO,
     "sora-2-pro-2025-10-06": _PRO,
 }
+RESELLER_MODELS: dict[str, tuple[str, ...]] = {"sora-1.0": _PRO, "sora-turbo": _PRO}
+"""The json-fields reseller's own model names (its docs: ``sora-1.0``, ``sora-turbo``)."""
+RESELLER_SECONDS = (5, 10, 15)
 DEFAULT_MODEL = "sora-2"
 DEFAULT_SIZE = "720x1280"
 _ASPECTS = {"16:9": "landscape", "9:16": "portrait"}
@@ -104,12 +107,17 @@ def prompt(fields: Mapping[str, Any], name: str = "prompt") -> str:
     return value
 
 
-def model(fields: Mapping[str, Any]) -> str:
-    """The model name; 400 listing the allowed ones for anything else."""
+def _models(dialect: Dialect | None) -> dict[str, tuple[str, ...]]:
+    return {**MODEL_SIZES, **RESELLER_MODELS} if dialect is not None and dialect.extra_fields else MODEL_SIZES
+
+
+def model(fields: Mapping[str, Any], dialect: Dialect | None = None) -> str:
+    """The model name; 400 listing the allowed ones for anything else (json-fields: its reseller's too)."""
     value = text_field(fields, "model") or DEFAULT_MODEL
-    if value not in MODEL_SIZES:
+    allowed = _models(dialect)
+    if value not in allowed:
         raise invalid(
-            f"Unknown model {value!r}. Allowed models: {', '.join(MODEL_SIZES)}.", param="model", code="invalid_model"
+            f"Unknown model {value!r}. Allowed models: {', '.join(allowed)}.", param="model", code="invalid_model"
         )
     return value
 
@@ -140,14 +148,15 @@ def seconds(fields: Mapping[str, Any], dialect: Dialect, *, required: bool = Fal
             raise invalid("Missing required parameter: 'seconds'.", param="seconds", code="missing_required_parameter")
         return 4
     got = number(value, name)
-    if got not in SECONDS:
-        raise invalid(f"{name} must be one of {', '.join(map(str, SECONDS))} (got {str(value)[:40]!r}).", param=name)
+    choices = sorted({*SECONDS, *RESELLER_SECONDS}) if dialect.extra_fields else SECONDS
+    if got not in choices:
+        raise invalid(f"{name} must be one of {', '.join(map(str, choices))} (got {str(value)[:40]!r}).", param=name)
     return int(got)
 
 
 def size(fields: Mapping[str, Any], model_name: str, dialect: Dialect) -> tuple[int, int]:
     """Width and height from ``size`` (or width/height, aspect_ratio/resolution in json-fields)."""
-    allowed = MODEL_SIZES[model_name]
+    allowed = _models(dialect)[model_name]
     value = text_field(fields, "size")
     param = "size"
     if value is None and dialect.extra_fields:

@@ -47,6 +47,7 @@ class JobRecord:
     has_source: bool = False
     metadata: dict[str, Any] | None = None
     characters: list[str] = field(default_factory=list)
+    gen_params: dict[str, Any] | None = None  # an engine dialect's open-model fields (steps, guidance, ...)
     # the engine's part
     queue_seconds: float = 0.0
     run_seconds: float = 0.0

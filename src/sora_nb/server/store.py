@@ -23,6 +23,7 @@ import secrets
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -61,10 +62,13 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
-def new_id(prefix: str, *, base64_ids: bool = False) -> str:
-    """A fresh ID; with ``base64_ids`` one holding ``/``, ``+`` and ``=`` as some relays issue them."""
+def new_id(prefix: str, *, base64_ids: bool = False, style: str = "hex48") -> str:
+    """A fresh ID; with ``base64_ids`` one holding ``/``, ``+`` and ``=`` as some relays issue them; ``style``
+    ``hex32``/``hex12`` has that many hex digits, ``uuid`` is a UUID4 (with ``prefix``, usually empty)."""
+    if style == "uuid":
+        return prefix + str(uuid.uuid4())
     if not base64_ids:
-        return prefix + secrets.token_hex(24)
+        return prefix + secrets.token_hex({"hex32": 16, "hex12": 6}.get(style, 24))
     while True:
         candidate = base64.b64encode(secrets.token_bytes(16)).decode()
         if "/" in candidate and "+" in candidate:
@@ -82,12 +86,14 @@ class Store:
         retention: float = 86400.0,
         id_prefix: str = "video_",
         base64_ids: bool = False,
+        id_style: str = "hex48",
     ) -> None:
         self.data_dir = Path(data_dir)
         self.engine = engine
         self.retention = retention
-        self.id_prefix, self.base64_ids = id_prefix, base64_ids
+        self.id_prefix, self.base64_ids, self.id_style = id_prefix, base64_ids, id_style
         self._jobs: dict[str, JobRecord] = {}
+        self._orphans: dict[str, JobRecord] = {}  # deleted without cancelling: still rendering (SGLang, Aquiles)
         self._lock = threading.RLock()
         for sub in ("jobs", "files", "characters"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -135,12 +141,13 @@ class Store:
         source_video: Path | None = None,
         metadata: dict[str, Any] | None = None,
         characters: list[str] | None = None,
+        gen_params: dict[str, Any] | None = None,
     ) -> JobRecord:
         """Record a new job, persist it and start making its files."""
         with self._lock:
-            job_id = new_id(self.id_prefix, base64_ids=self.base64_ids)
+            job_id = new_id(self.id_prefix, base64_ids=self.base64_ids, style=self.id_style)
             while job_id in self._jobs:
-                job_id = new_id(self.id_prefix, base64_ids=self.base64_ids)
+                job_id = new_id(self.id_prefix, base64_ids=self.base64_ids, style=self.id_style)
             job = JobRecord(
                 id=job_id,
                 kind=kind,
@@ -160,6 +167,7 @@ class Store:
                 has_source=source_video is not None,
                 metadata=metadata,
                 characters=list(characters or []),
+                gen_params=gen_params,
             )
             self.engine.admit(job)
             directory = self.job_dir(job_id)
@@ -181,6 +189,8 @@ class Store:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
+                if self._orphans.pop(job_id, None) is not None:  # deleted while rendering: its files go now
+                    shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
                 return
             if error is not None:
                 job.render_error = error
@@ -205,8 +215,15 @@ class Store:
 
     def active_count(self, now: float | None = None) -> int:
         """How many jobs are queued or in progress."""
+        return len(self.unfinished(now))
+
+    def unfinished(self, now: float | None = None) -> list[VideoState]:
+        """The jobs queued or in progress, deleted ones whose render goes on included."""
         now = time.time() if now is None else now
-        return sum(self.state(job, now).status in ("queued", "in_progress") for job in self.jobs())
+        with self._lock:
+            jobs = [*self.jobs(), *self._orphans.values()]
+        states = (self.state(job, now) for job in jobs)
+        return [s for s in states if s.status in ("queued", "in_progress")]
 
     def state(self, job: JobRecord, now: float | None = None) -> VideoState:
         """The job's status, progress and times at ``now``, as its engine reports them, with expiry added."""
@@ -262,12 +279,17 @@ class Store:
         while not self._stop.wait(sweep_interval(self.retention)):
             self._sweep_logged()
 
-    def delete(self, job_id: str) -> bool:
-        """Delete a job and its files, stopping its engine's work on it; False if unknown."""
+    def delete(self, job_id: str, *, cancel: bool = True) -> bool:
+        """Delete a job and its files, stopping its engine's work on it (unless not ``cancel``: then its files
+        go when the render ends, as on engines that cannot abort a job); False if unknown."""
         with self._lock:
             job = self._jobs.pop(job_id, None)
             if job is None:
                 return False
+            if not cancel and job.render_done_at is None and job.blocked_word is None:
+                self._orphans[job_id] = job
+                (self.job_dir(job_id) / "job.json").unlink(missing_ok=True)
+                return True
             self.engine.cancel(job_id)
             gone = self.job_dir(job_id)
             self.engine.release(gone)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from sora_nb.server import params
 from sora_nb.server.body import read_body
 from sora_nb.server.context import Context
 from sora_nb.server.dialects import video_record
-from sora_nb.server.errors import ApiError, invalid
+from sora_nb.server.errors import invalid
 from sora_nb.server.inputs import image_bytes, image_png, uploaded_video
 from sora_nb.server.records import JobRecord
 
@@ -32,21 +31,6 @@ _EXTRA_CREATE_FIELDS = {
     "image",
     "images",
 }
-
-
-def _check_capacity(ctx: Context) -> None:
-    active = [ctx.store.state(job) for job in ctx.store.jobs()]
-    running = [s for s in active if s.status in ("queued", "in_progress")]
-    if len(running) >= ctx.config.max_active:
-        wait = max(1, math.ceil(min(s.remaining for s in running)))
-        raise ApiError(
-            429,
-            f"Too many videos in progress ({len(running)} of {ctx.config.max_active}); retry after {wait} s "
-            "(the limit is the server's --max-active).",
-            code="too_many_active_jobs",
-            type="rate_limit_error",
-            headers={"retry-after": str(wait)},
-        )
 
 
 def _characters(ctx: Context, fields: dict[str, Any]) -> list[str]:
@@ -84,7 +68,7 @@ async def create(request: Request) -> Response:
     fields = (await read_body(request, d)).fields
     params.check_known(fields, _CREATE_FIELDS | _EXTRA_CREATE_FIELDS if d.extra_fields else _CREATE_FIELDS, d)
     prompt = params.prompt(fields)
-    model = params.model(fields)
+    model = params.model(fields, d)
     seconds = params.seconds(fields, d)
     width, height = params.size(fields, model, d)
     seed, fps, metadata = params.seed(fields), params.fps(fields, d), params.metadata(fields)
@@ -92,7 +76,7 @@ async def create(request: Request) -> Response:
         params.count(fields)
     characters = _characters(ctx, fields)
     png = await _image_png(ctx, fields, width, height)
-    _check_capacity(ctx)
+    ctx.check_capacity()
     job = ctx.store.create(
         kind="generate",
         model=model,
@@ -149,10 +133,16 @@ async def list_videos(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    """DELETE /videos/{video_id}: the job and its files (a running render is cancelled)."""
+    """DELETE /videos/{video_id}: the job and its files (a running render is cancelled unless the engine
+    played cannot: SGLang, Aquiles)."""
     ctx = Context.of(request)
-    job = ctx.job(request.path_params["video_id"])
-    ctx.store.delete(job.id)
+    video_id = request.path_params["video_id"]
+    ctx.deletes[video_id] += 1
+    job = ctx.job(video_id)
+    record = video_record(ctx.store.state(job), ctx.dialect, content_url=ctx.content_url(request, job.id))
+    ctx.store.delete(job.id, cancel=ctx.dialect.delete_cancels)
+    if ctx.dialect.name == "sglang":  # SGLang answers the job itself, marked deleted (it keeps rendering)
+        return JSONResponse({**record, "status": "deleted"})
     return JSONResponse({"id": job.id, "object": "video.deleted", "deleted": True})
 
 
@@ -163,7 +153,7 @@ async def remix(request: Request) -> Response:
     fields = (await read_body(request, ctx.dialect)).fields
     params.check_known(fields, {"prompt"}, ctx.dialect)
     prompt = params.prompt(fields)
-    _check_capacity(ctx)
+    ctx.check_capacity()
     job = ctx.store.create(
         kind="remix",
         model=source.model,
@@ -201,7 +191,7 @@ async def _derived(request: Request, *, extend: bool) -> Response:
     segment = params.seconds(fields, d, required=True) if extend else None
     path, source, seconds, width, height = await _source(ctx, fields, "extended" if extend else "edited")
     try:
-        _check_capacity(ctx)
+        ctx.check_capacity()
         job = ctx.store.create(
             kind="extend" if extend else "edit",
             model=source.model if source else params.DEFAULT_MODEL,

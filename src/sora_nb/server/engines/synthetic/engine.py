@@ -71,6 +71,8 @@ class SyntheticEngine:
         text = job.prompt
         if job.characters:
             text = f"{text} (featuring {', '.join(job.characters)})"
+        if job.gen_params:  # an engine dialect's open-model fields, on the caption so a viewer sees they arrived
+            text = f"{text} [{', '.join(f'{k}={v}' for k, v in sorted(job.gen_params.items()))}]"
         return RenderSpec(
             prompt=text,
             width=job.width,
