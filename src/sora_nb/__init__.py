@@ -75,6 +75,7 @@ _VERBS = ("attach", "edit", "estimate", "extend", "generate", "history", "remix"
 # where each re-exported name is defined (a name mapped to None is the module itself)
 _HOME: dict[str, tuple[str, str | None]] = {
     **{name: ("sora_nb.api", name) for name in (*_VERBS, "video_cache")},
+    "submit": ("sora_nb.jobs", "submit"),  # defined there: the widget-free verb needs no widget library
     **{name: ("sora_nb.errors", name) for name in _ERRORS},
     "AsyncVideosClient": ("sora_nb.client", "AsyncVideosClient"),
     "CachedVideo": ("sora_nb.cache", "CachedVideo"),
