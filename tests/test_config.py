@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sora_nb import config
-from sora_nb.config import Settings, configure, resolve_backend, settings
+from sora_nb.config import Settings, configure, default_cache_dir, resolve_backend, settings
 
 KEY = "sk-test-ZQXJ-distinctive-7741"
 VARIABLES = (
@@ -41,7 +41,7 @@ def test_defaults() -> None:
     assert current.base_url is None
     assert current.api_key is None
     assert current.provider == "openai"
-    assert current.cache_dir is None
+    assert current.cache_dir == default_cache_dir()  # always resolved
     assert current.max_concurrency == 4
 
 
@@ -78,6 +78,15 @@ def test_provider_and_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch
     assert configure(provider="new-api", cache_dir=str(tmp_path / "mine")).provider == "new-api"
     assert settings().cache_dir == tmp_path / "mine"
     assert isinstance(settings().cache_dir, Path)
+
+
+def test_a_cache_without_a_root_is_the_configured_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sora_nb.cache import VideoCache
+
+    monkeypatch.setenv("SORA_NB_CACHE_DIR", str(tmp_path / "env-cache"))
+    assert VideoCache().root == tmp_path / "env-cache"
+    configure(cache_dir=tmp_path / "mine")
+    assert VideoCache().root == settings().cache_dir == tmp_path / "mine"
 
 
 def test_cache_dir_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -30,9 +30,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import platformdirs
 from filelock import FileLock
 
+from sora_nb.config import settings
 from sora_nb.errors import ResponseFormatError, SoraError
 from sora_nb.video import Video, parse_seconds, parse_video
 
@@ -44,12 +44,6 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 MAX_RECORD_BYTES = 2**20  # a record is a few KiB; a bigger video.json or index entry is not one of ours
 LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later (or negative) saved_at is not a time a record was saved
 _reported: set[tuple[str, str, tuple[int, int] | None]] = set()
-
-
-def default_cache_dir() -> Path:
-    """``SORA_NB_CACHE_DIR``, or the platform's user cache directory for sora_nb."""
-    env = os.environ.get("SORA_NB_CACHE_DIR")
-    return Path(env).expanduser() if env else platformdirs.user_cache_path("sora_nb") / "cache"
 
 
 def cache_key(video_id: str) -> str:
@@ -272,7 +266,8 @@ class VideoCache:
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        """A cache at ``root``; without one, at the ``cache_dir`` of the settings in force."""
+        self.root = Path(root).expanduser() if root is not None else settings().cache_dir
         (self.root / "videos").mkdir(parents=True, exist_ok=True)
         (self.root / "requests").mkdir(parents=True, exist_ok=True)
 

@@ -15,11 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import platformdirs
 
 from sora_nb.providers import get_provider
 
 log = logging.getLogger("sora_nb")
 LOCAL_LABEL = "local preview"
+
+
+def default_cache_dir() -> Path:
+    """The platform's user cache directory for sora_nb: the cache when neither configure() nor
+    ``SORA_NB_CACHE_DIR`` names one."""
+    return platformdirs.user_cache_path("sora_nb") / "cache"
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class Settings:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     provider: str = "openai"
-    cache_dir: Path | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
     model: str | None = None
     max_concurrency: int = 4
     timeout: float = 60.0
@@ -121,14 +128,16 @@ _local_server: Any = None
 _local_lock = threading.Lock()
 
 
-def _local_backend(speed: float, cache_dir: Path | None) -> Backend:
+def _local_backend(speed: float, cache_dir: Path) -> Backend:
     global _local_server
     with _local_lock:
         if _local_server is None or not _local_server.running:
             from sora_nb.server import start
 
-            # with a cache dir configured, the local server's jobs live beside the cache (one folder holds all)
-            _local_server = start(speed=speed, data_dir=cache_dir / "local-server" if cache_dir else None)
+            # with a cache dir configured, the local server's jobs live beside the cache (one folder holds all);
+            # with the default one, in the server's own default folder
+            data_dir = None if cache_dir == default_cache_dir() else cache_dir / "local-server"
+            _local_server = start(speed=speed, data_dir=data_dir)
             log.info("sora_nb: started the local preview server at %s", _local_server.base_url)
         server = _local_server
     return Backend(
