@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import time
@@ -26,7 +25,7 @@ from sora_nb.client import SHOWN_STATUS, AsyncVideosClient, Variant
 from sora_nb.config import Backend, Settings, resolve_backend, settings
 from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
 from sora_nb.errors import one_line
-from sora_nb.polling import ProgressTrend, next_delay
+from sora_nb.polling import TRANSIENT, BatchPoller, ProgressTrend, poll
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
 from sora_nb.video import Video, parse_seconds
@@ -35,110 +34,9 @@ log = logging.getLogger("sora_nb")
 
 JobStatus = Literal["pending", "queued", "in_progress", "downloading", "completed", "failed", "cancelled"]
 Kind = Literal["generate", "remix", "edit", "extend", "attach"]
-BATCH_MIN = 3
-TRANSIENT = (errors.ServerError, errors.ConnectError, errors.RateLimitError, errors.ResponseFormatError)
-MAX_TRANSIENT_FAILURES = 8
-MAX_ODD_ANSWERS = 2  # status answers that are not a video record: retried twice (about 6 s), then an error
 DOWNLOAD_ATTEMPTS = 3
 AUX_VARIANTS: tuple[Variant, ...] = ("thumbnail", "spritesheet")
 AUX_GRACE = 1.0  # seconds a finished video waits for its images before the job completes without them
-
-
-class BatchPoller:
-    """Status requests of many jobs gathered into one list request when the endpoint supports list.
-
-    Each request names when it is due. Requests whose due times lie within ``window`` of each other go together
-    at the latest of those times: none is sent before it is due (a server's poll hint is a floor), and none more
-    than ``window`` after.
-    """
-
-    def __init__(self, client: AsyncVideosClient, window: float = 0.05) -> None:
-        self.client = client
-        self.window = window
-        self.list_works = True
-        self._batches: list[_Batch] = []
-
-    async def status(self, video_id: str, due: float | None = None) -> tuple[Video, float]:
-        """The job's record, asked for no sooner than ``due`` (``time.monotonic()``; now if None), possibly with
-        others', and the moment it describes (halfway through its request)."""
-        loop = asyncio.get_running_loop()
-        due = time.monotonic() if due is None else due
-        future: asyncio.Future[tuple[Video, float]] = loop.create_future()
-        batch = next((b for b in self._batches if max(b.last, due) - min(b.first, due) <= self.window), None)
-        if batch is None:
-            batch = _Batch(first=due, last=due)
-            self._batches.append(batch)
-        elif due > batch.last and batch.timer is not None:
-            batch.timer.cancel()
-            batch.timer = None
-        batch.first, batch.last = min(batch.first, due), max(batch.last, due)
-        batch.waiting.setdefault(video_id, []).append(future)
-        if batch.timer is None:
-            delay = max(0.0, batch.last - time.monotonic())
-            batch.timer = loop.call_later(delay, self._start_flush, batch)
-        try:
-            return await future
-        except asyncio.CancelledError:  # a cancelled job's request is not sent for it
-            self._forget(batch, video_id, future)
-            raise
-
-    def _forget(self, batch: _Batch, video_id: str, future: asyncio.Future[tuple[Video, float]]) -> None:
-        futures = batch.waiting.get(video_id, [])
-        if future in futures:
-            futures.remove(future)
-        if not futures:
-            batch.waiting.pop(video_id, None)
-        if not batch.waiting and batch in self._batches:
-            self._batches.remove(batch)
-            if batch.timer is not None:
-                batch.timer.cancel()
-
-    def _start_flush(self, batch: _Batch) -> None:
-        self._batches.remove(batch)
-        task = asyncio.ensure_future(self._resolve(batch.waiting))
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
-
-    async def _resolve(self, waiting: dict[str, list[asyncio.Future[tuple[Video, float]]]]) -> None:
-        found: dict[str, tuple[Video, float]] = {}
-        if len(waiting) >= BATCH_MIN and self.list_works:
-            try:
-                sent = time.monotonic()
-                videos, _, _ = await self.client.list_page(limit=100)
-                moment = (sent + time.monotonic()) / 2
-                found = {v.id: (v, moment) for v in videos if v.id in waiting}
-            except errors.SoraError as exc:
-                log.info("sora_nb: list request failed (%s); polling jobs one by one", type(exc).__name__)
-                self.list_works = False
-        missing = [video_id for video_id in waiting if video_id not in found]
-        results = await asyncio.gather(*(self._retrieve(i) for i in missing), return_exceptions=True)
-        outcomes: dict[str, tuple[Video, float] | BaseException] = {
-            **found,
-            **dict(zip(missing, results, strict=True)),
-        }
-        for video_id, futures in waiting.items():
-            for future in futures:
-                if future.done():
-                    continue
-                outcome = outcomes[video_id]
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-
-    async def _retrieve(self, video_id: str) -> tuple[Video, float]:
-        sent = time.monotonic()
-        video = await self.client.retrieve(video_id)
-        return video, (sent + time.monotonic()) / 2
-
-
-@dataclasses.dataclass
-class _Batch:
-    """Status requests that go out together, and the earliest and latest time they are due."""
-
-    first: float
-    last: float
-    waiting: dict[str, list[asyncio.Future[tuple[Video, float]]]] = dataclasses.field(default_factory=dict)
-    timer: asyncio.TimerHandle | None = None
 
 
 class Engine:
@@ -280,7 +178,7 @@ class Job:
         self._source_path = source_path
         self._source_job = source_job  # a remix/edit/extension is priced by its source's record
         self._observers: list[Callable[[Job], None]] = []
-        self._trend = ProgressTrend()
+        self.trend = ProgressTrend()
         self._future: concurrent.futures.Future[Path] = get_runner().submit(self._run())
 
     def __repr__(self) -> str:
@@ -366,7 +264,7 @@ class Job:
                     assert key is not None
                     await self._create(engine, key)
                 assert self.id is not None
-                video = await self._poll(engine, self.id)
+                video = await poll(engine.poller, self.id, self, deadline=engine.settings.deadline)
                 if video.status == "failed":
                     reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
@@ -446,7 +344,7 @@ class Job:
             budget.confirm(video.id, usd)
             self.cost = cost.usd or 0.0
             self.id = video.id
-            self._observe_video(video)
+            self.update_from(video)
         finally:
             lock.release()
 
@@ -470,52 +368,15 @@ class Job:
             return await client.edit(source, r["prompt"])
         return await client.extend(source, r["prompt"], r["seconds"])
 
-    def _observe_video(self, video: Video, moment: float | None = None) -> None:
-        self._trend.add(None if video.status == "queued" else video.progress, moment)  # queued 0 % is no rise
+    def update_from(self, video: Video, moment: float | None = None) -> None:
+        self.trend.add(None if video.status == "queued" else video.progress, moment)  # queued 0 % is no rise
         status: JobStatus = "queued" if video.status == "queued" else "in_progress"
         self._set(
             video=video,
             status=status if not video.done else self.status,
             progress=video.progress,
-            eta=self._trend.eta(),
+            eta=self.trend.eta(),
         )
-
-    async def _poll(self, engine: Engine, video_id: str) -> Video:
-        """Poll until the job ends; transient errors (5xx, 429, network, odd bodies) only delay it."""
-        deadline = time.monotonic() + engine.settings.deadline
-        failures = odd = 0
-        due = None
-        if self.video is not None:  # just created: its response carried the first hint
-            due = time.monotonic() + next_delay(hint=self.video.poll_after, eta=None, elapsed=self.elapsed)
-        while True:
-            try:
-                video, moment = await engine.poller.status(video_id, due)
-            except TRANSIENT as exc:
-                failures += 1
-                if isinstance(exc, errors.ResponseFormatError):  # a proxy's page passes; a wrong endpoint does not
-                    odd += 1
-                    if odd > MAX_ODD_ANSWERS:
-                        raise errors.ResponseFormatError(
-                            f"{exc.message.rstrip('.')} ({odd} status answers in a row); check that provider= "
-                            f"matches the service. The job is not lost: sora_nb.attach({video_id!r}) asks again"
-                        ) from None
-                if failures > MAX_TRANSIENT_FAILURES or time.monotonic() > deadline:
-                    raise
-                log.info("sora_nb: status of %s unavailable (%s); trying again", video_id, type(exc).__name__)
-                due = time.monotonic() + min(30.0, 2.0**failures)
-                continue
-            failures = odd = 0
-            self._observe_video(video, moment)
-            if video.done:
-                return video
-            delay = next_delay(hint=video.poll_after, eta=self.eta, elapsed=self.elapsed, span=self._trend.span())
-            if time.monotonic() + delay > deadline:
-                status = one_line(video.raw_status, SHOWN_STATUS)
-                raise errors.DeadlineExceededError(
-                    f"{video_id!r} was still {status!r} after {engine.settings.deadline:.0f} s; it is not lost: "
-                    f"sora_nb.attach({video_id!r}) picks it up again"
-                )
-            due = time.monotonic() + delay
 
     async def _download(self, engine: Engine, video: Video) -> Path:
         self._set(status="downloading", progress=100)
