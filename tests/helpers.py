@@ -62,12 +62,12 @@ def mp4_boxes(data: bytes) -> list[str]:
 def wait_for_images(timeout: float = 60) -> None:
     """Wait until no thumbnail or spritesheet is still downloading in the background (they follow the video,
     which alone completes a job), so that a check of the cache sees them settled."""
-    from sora_nb import jobs
+    from sora_nb import engine
 
     deadline = time.monotonic() + timeout
-    while jobs._engine is not None and jobs._engine.aux:
+    while engine._engine is not None and engine._engine.aux:
         if time.monotonic() > deadline:
-            raise AssertionError(f"images of {sorted(jobs._engine.aux)} still downloading after {timeout} s")
+            raise AssertionError(f"images of {sorted(engine._engine.aux)} still downloading after {timeout} s")
         time.sleep(0.02)
 
 

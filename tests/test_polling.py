@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sora_nb
-from sora_nb import jobs
+from sora_nb import engine as engines
 from sora_nb.client import AsyncVideosClient
 from sora_nb.polling import (
     FIRST_DELAY,
@@ -262,7 +262,7 @@ def test_a_cancelled_wait_sends_nothing(server: ServerHandle) -> None:
 
 def test_a_job_never_polls_sooner_than_the_servers_hint(configured: Callable[..., ServerHandle]) -> None:
     configured(speed=1.0)  # a 4 s clip in about 3.5 s, with openai-poll-after-ms on every unfinished answer
-    engine = get_runner().submit(jobs.get_engine()).result()
+    engine = get_runner().submit(engines.get_engine()).result()
     exchanges: list[tuple[str, float, float | None]] = []  # (kind, time, hint in s)
 
     async def on_request(request: httpx.Request) -> None:

@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 from sora_nb import errors
 from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
-from sora_nb.client import SHOWN_STATUS, AsyncVideosClient, Variant
-from sora_nb.config import Backend, Settings, resolve_backend, settings
+from sora_nb.client import SHOWN_STATUS
+from sora_nb.config import Settings, settings
 from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
+from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
-from sora_nb.polling import TRANSIENT, BatchPoller, ProgressTrend, poll
+from sora_nb.polling import TRANSIENT, ProgressTrend, poll
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
 from sora_nb.video import Video, parse_seconds
@@ -35,101 +36,7 @@ log = logging.getLogger("sora_nb")
 JobStatus = Literal["pending", "queued", "in_progress", "downloading", "completed", "failed", "cancelled"]
 Kind = Literal["generate", "remix", "edit", "extend", "attach"]
 DOWNLOAD_ATTEMPTS = 3
-AUX_VARIANTS: tuple[Variant, ...] = ("thumbnail", "spritesheet")
 AUX_GRACE = 1.0  # seconds a finished video waits for its images before the job completes without them
-
-
-class Engine:
-    """What jobs share for one configuration: the client, the cache, concurrency slots and the poller."""
-
-    def __init__(self, backend: Backend, config: Settings) -> None:
-        self.backend = backend
-        self.settings = config
-        self.client = AsyncVideosClient(
-            backend.base_url,
-            backend.api_key,
-            provider=backend.provider,
-            api_version=config.api_version,
-            timeout=config.timeout,
-            idle_timeout=config.timeout / 2,  # a download receiving nothing this long is resumed
-            max_connections=max(8, 2 * config.max_concurrency),
-        )
-        self.cache = VideoCache(config.cache_dir)
-        self.slots = asyncio.Semaphore(config.max_concurrency)
-        # Images are downloaded outside a job's slot; bounded so that with the videos of the jobs in their slots
-        # they never need more download threads than the client has (max_connections >= 2 * max_concurrency).
-        self.aux_slots = asyncio.Semaphore(config.max_concurrency)
-        self.aux: dict[str, asyncio.Task[None]] = {}
-        self._guards: dict[str, asyncio.Lock] = {}
-        self.poller = BatchPoller(self.client)
-        self.users = 0
-        self.retired = False
-
-    async def release(self) -> None:
-        """A job is done with this engine."""
-        self.users -= 1
-        await self.close_if_idle()
-
-    def guard(self, name: str) -> asyncio.Lock:
-        """This process's lock for ``name``, taken before the file lock of the same name: jobs of one process
-        queue here, and only other processes wait on the file lock (filelock refuses a second blocking acquire
-        from a reused worker thread)."""
-        return self._guards.setdefault(name, asyncio.Lock())
-
-    async def close_if_idle(self) -> None:
-        """Close the connections of a replaced engine that no job uses any more."""
-        if self.retired and self.users <= 0:
-            await self.client.aclose()
-
-    def fetch_aux(self, video: Video) -> asyncio.Task[None]:
-        """Start downloading the thumbnail and spritesheet of ``video``, both at once, as a task of their own.
-
-        Best effort: one that fails is logged and left out, and it never fails a job. Each file appears whole
-        or not at all (the client downloads to ``.part`` and renames). The engine stays open until they end.
-        """
-        self.users += 1
-        task = asyncio.ensure_future(self._fetch_aux(video))
-        self.aux[video.id] = task
-        task.add_done_callback(lambda done: self.aux.pop(video.id) if self.aux.get(video.id) is done else None)
-        return task
-
-    async def _fetch_aux(self, video: Video) -> None:
-        try:
-            await asyncio.gather(*(self._fetch_one(video, variant) for variant in AUX_VARIANTS))
-        except Exception:  # a bug must not vanish, nor touch the job, whose video is already here
-            log.exception("sora_nb: fetching the images of %s failed unexpectedly", video.id)
-        finally:
-            await self.release()
-
-    async def _fetch_one(self, video: Video, variant: Variant) -> None:
-        async with self.aux_slots:
-            try:
-                await self.client.download(video.id, self.cache.asset_path(video.id, variant), variant=variant)
-            except (errors.SoraError, OSError) as exc:  # OSError: the cache entry was removed meanwhile
-                log.info("sora_nb: no %s for %s (%s)", variant, video.id, exc)
-
-
-_engine: Engine | None = None
-_engine_lock: asyncio.Lock | None = None
-
-
-async def get_engine() -> Engine:
-    """The engine for the settings in force (rebuilt after configure()); runs on the runner loop.
-
-    A replaced engine is closed once the last job using it has finished.
-    """
-    global _engine, _engine_lock
-    _engine_lock = _engine_lock or asyncio.Lock()
-    async with _engine_lock:
-        current = settings()
-        if _engine is None or _engine.settings != current:
-            backend = await asyncio.to_thread(resolve_backend, current)
-            if _engine is not None:
-                _engine.retired = True
-                await _engine.close_if_idle()
-            _engine = Engine(backend, current)
-        _engine.users += 1
-        return _engine
 
 
 class Job:
