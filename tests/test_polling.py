@@ -273,7 +273,7 @@ def test_a_job_never_polls_sooner_than_the_servers_hint(configured: Callable[...
         hint = response.headers.get("openai-poll-after-ms")
         exchanges.append(("answer", time.monotonic(), None if hint is None else int(hint) / 1000))
 
-    engine.client._http.event_hooks = {"request": [on_request], "response": [on_response]}
+    engine.client.wire.http.event_hooks = {"request": [on_request], "response": [on_response]}
     sora_nb.submit("a kite over dunes", seconds=4).result(timeout=60)
     asks = 0
     floor_until = 0.0

@@ -19,8 +19,9 @@ import httpx
 
 from sora_nb import errors
 from sora_nb.cache import VideoCache
-from sora_nb.client import AsyncVideosClient, Variant
+from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Settings, default_cache_dir, settings
+from sora_nb.downloads import Variant
 from sora_nb.polling import BatchPoller
 from sora_nb.providers import get_provider
 from sora_nb.video import Video

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from sora_nb import errors
 from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
-from sora_nb.client import SHOWN_STATUS
 from sora_nb.config import Settings, settings
 from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
 from sora_nb.engine import Engine, get_engine
@@ -29,7 +28,7 @@ from sora_nb.errors import one_line
 from sora_nb.polling import TRANSIENT, ProgressTrend, poll
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
-from sora_nb.video import Video, parse_seconds
+from sora_nb.video import SHOWN_STATUS, Video, parse_seconds
 
 log = logging.getLogger("sora_nb")
 

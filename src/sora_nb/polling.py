@@ -11,9 +11,9 @@ import time
 from typing import Protocol
 
 from sora_nb import errors
-from sora_nb.client import SHOWN_STATUS, AsyncVideosClient
+from sora_nb.client import AsyncVideosClient
 from sora_nb.errors import one_line
-from sora_nb.video import Video
+from sora_nb.video import SHOWN_STATUS, Video
 
 log = logging.getLogger("sora_nb")
 

@@ -26,9 +26,9 @@ from PIL import Image
 
 from sora_nb import errors
 from sora_nb.cache import open_asset
-from sora_nb.client import MAX_IMAGE_PIXELS
 from sora_nb.errors import one_line
 from sora_nb.jobs import Job
+from sora_nb.media import MAX_IMAGE_PIXELS
 
 log = logging.getLogger("sora_nb")
 

@@ -82,7 +82,7 @@ def test_200_concurrent_jobs_from_one_kernel(configured: Configured, record: Cal
     assert len(handle.app.store.jobs()) == 200
     engine = engines._engine
     assert engine is not None
-    api_limit = engine.client._limits.max_connections or 0
+    api_limit = engine.client.wire.limits.max_connections or 0
     download_threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio.to_thread's default executor
     limit = api_limit + download_threads + MAX_IDLE_PER_ORIGIN
     peak = max(seen["connections"])

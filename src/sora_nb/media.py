@@ -1,8 +1,10 @@
-"""Whether a downloaded file is whole by its own framing, for a body sent without a length.
+"""What the bytes of a video or an image say: which kind of file they begin, and whether the file is whole.
 
-Such a body (an HTTP/1.0-style answer that ends when the connection closes) looks the same whether it ended or
-was cut off, so the file has to say it: an MP4's top-level boxes lead exactly to its last byte and include
-``moov``; a WEBP is as long as its RIFF header says; a JPEG ends with its EOI marker; a PNG with its IEND chunk.
+:func:`media_ok` reads the first bytes (MP4 ``ftyp`` at offset 4, WEBP ``RIFF....WEBP``, JPEG ``FF D8 FF``, PNG
+with its ``IHDR``). :func:`whole` is for a body sent without a length (an HTTP/1.0-style answer that ends when
+the connection closes), which looks the same whether it ended or was cut off, so the file has to say it: an
+MP4's top-level boxes lead exactly to its last byte and include ``moov``; a WEBP is as long as its RIFF header
+says; a JPEG ends with its EOI marker; a PNG with its IEND chunk.
 """
 
 from __future__ import annotations
@@ -11,8 +13,22 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+MAX_IMAGE_PIXELS = 4096 * 4096  # far above any thumbnail; no bigger image is accepted or decoded
+_PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"  # the signature, then the first chunk: IHDR, 13 bytes
 MAX_BOXES = 100_000  # a fragmented MP4 has two top-level boxes per fragment; this many is no video
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def media_ok(variant: str, head: bytes) -> bool:
+    """Whether the first bytes (24 tell most) look like the asset: MP4 ``ftyp`` at offset 4; a WEBP, JPEG or PNG
+    image. A PNG must open with its signature and ``IHDR`` and declare at most ``MAX_IMAGE_PIXELS`` (a tiny file
+    may declare a decompression bomb); other images are size-checked when decoded."""
+    if variant == "video":
+        return head[4:8] == b"ftyp"
+    if head[:4] == b"\x89PNG":
+        width, height = struct.unpack(">II", head[16:24]) if len(head) >= 24 else (1, 1)
+        return _PNG_HEAD.startswith(head[:16]) and 0 < width * height <= MAX_IMAGE_PIXELS
+    return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:3] == b"\xff\xd8\xff"
 
 
 def whole(variant: str, path: Path) -> bool:
