@@ -25,6 +25,7 @@ from sora_nb.config import Settings, settings
 from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
 from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
+from sora_nb.media import probe
 from sora_nb.polling import TRANSIENT, ProgressTrend, poll
 from sora_nb.providers import ImageInput, load_image
 from sora_nb.runner import get_runner
@@ -395,13 +396,10 @@ def source_params(source: Job | str | Path, cache: VideoCache) -> dict[str, str 
     """The ``model``, ``size`` and ``seconds`` of a derived job's source, or None when unknown: a job's own
     record, else the cache's record of the video ID; a local MP4's size and length as PyAV reads them."""
     if isinstance(source, Path):
-        from sora_nb.server.engines.synthetic import RenderError, probe_video
-
-        try:
-            info = probe_video(source)
-        except RenderError:
+        shape = probe(source)
+        if shape is None:
             return None
-        return {"model": None, "size": f"{info.width}x{info.height}", "seconds": parse_seconds(info.duration)}
+        return {"model": None, "size": f"{shape.width}x{shape.height}", "seconds": parse_seconds(shape.duration)}
     if isinstance(source, Job):
         known = video_params(source.video, source.request)
         if known["seconds"] is not None or source.id is None:

@@ -4,12 +4,14 @@
 with its ``IHDR``). :func:`whole` is for a body sent without a length (an HTTP/1.0-style answer that ends when
 the connection closes), which looks the same whether it ended or was cut off, so the file has to say it: an
 MP4's top-level boxes lead exactly to its last byte and include ``moov``; a WEBP is as long as its RIFF header
-says; a JPEG ends with its EOI marker; a PNG with its IEND chunk.
+says; a JPEG ends with its EOI marker; a PNG with its IEND chunk. :func:`probe` reads a local video's size and
+length with PyAV (to price an edit or extension of an MP4 before it is uploaded).
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,3 +69,38 @@ def _mp4_whole(f: BinaryIO, size: int) -> bool:
         kinds.add(kind)
         offset += box
     return False
+
+
+@dataclass(frozen=True)
+class VideoShape:
+    """A video's frame size in pixels and its length in seconds."""
+
+    width: int
+    height: int
+    duration: float
+
+
+def probe(path: Path) -> VideoShape | None:
+    """The size and length of a local video as PyAV reads them; None if it is not a video with a decodable frame
+    (a still image, no video stream, not a media file, unreadable)."""
+    import av  # only here: opening a local video is rare, and PyAV is slow to import
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            fmt = container.format.name
+            if fmt == "image2" or fmt.endswith("_pipe") or not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            first = next(iter(container.decode(stream)), None)
+            if first is None:
+                return None
+            if container.duration is not None:
+                duration = container.duration / 1_000_000
+            elif stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = 0.0
+            width, height = stream.codec_context.width or first.width, stream.codec_context.height or first.height
+            return VideoShape(width=width, height=height, duration=duration)
+    except (av.FFmpegError, OSError, ValueError, StopIteration):
+        return None
