@@ -1,4 +1,8 @@
-"""The ``sora-nb`` command line."""
+"""The ``sora-nb`` command line.
+
+Each command imports what it needs when it runs: ``sora-nb cache`` loads neither the server nor HTTP, so it
+starts at once; the ``serve`` options (whose help names the server's defaults) are built only for ``serve``.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,35 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, default_data_dir
-from sora_nb.server.dialects import DIALECTS
-from sora_nb.server.runner import ServerHandle, serve
+if TYPE_CHECKING:
+    from sora_nb.server.runner import ServerHandle
+
+SERVE_HELP = "run the local preview Videos API server"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
+    """The parser; without ``serve_options`` the ``serve`` command is listed but takes no options (so building
+    the parser for another command imports nothing of the server)."""
     parser = argparse.ArgumentParser(prog="sora-nb", description="Live AI video generation for notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
+    if serve_options:
+        _add_serve(sub)
+    else:
+        sub.add_parser("serve", help=SERVE_HELP)
+    _add_generate(sub)
+    _add_cache(sub)
+    return parser
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sora_nb.server.app import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, default_data_dir
+    from sora_nb.server.dialects import DIALECTS
+
     s = sub.add_parser(
         "serve",
-        help="run the local preview Videos API server",
+        help=SERVE_HELP,
         description="Run the local Videos API server: synthetic 'local preview' MP4s, no key, no network.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="dialects:\n" + "\n".join(f"  {d.name:13} {d.summary}" for d in DIALECTS.values()),
@@ -84,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
+
+def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = sub.add_parser(
         "generate",
         help="generate a video and print its cached path",
@@ -99,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", type=Path, help="also copy the MP4 here")
     g.add_argument("--new", action="store_true", help="make a fresh take even if this request was made before")
 
+
+def _add_cache(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("cache", help="look at or clean the local video cache")
     c_sub = c.add_subparsers(dest="cache_command", required=True)
     c_sub.add_parser("path", help="print the cache directory")
@@ -106,10 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     p = c_sub.add_parser("prune", help="remove old cached videos")
     p.add_argument("--older-than", type=float, metavar="DAYS", help="remove videos saved more than DAYS ago")
     p.add_argument("--keep", type=int, metavar="N", help="keep only the newest N videos")
-    return parser
 
 
 def _announce(key_given: bool) -> object:
+    from sora_nb.server.app import DEFAULT_KEY
+
     def announce(handle: ServerHandle) -> None:
         key = "(the one given with --key)" if key_given else handle.key
         where = handle.base_url
@@ -132,6 +158,9 @@ def _announce(key_given: bool) -> object:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sora_nb.server.app import ServerConfig
+    from sora_nb.server.runner import serve
+
     config = ServerConfig(
         dialect=args.dialect,
         speed=args.speed,
@@ -229,7 +258,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sora-nb``."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(serve_options="serve" in argv).parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "generate":
