@@ -25,7 +25,7 @@ import httpx
 
 from sora_nb import errors
 from sora_nb.errors import one_line
-from sora_nb.providers import Body, Provider
+from sora_nb.providers import Provider, RequestBody
 from sora_nb.transport import StdlibTransport, env_proxies
 
 log = logging.getLogger("sora_nb")
@@ -222,7 +222,7 @@ class Wire:
         method: str,
         path: str,
         *,
-        body: Body | None = None,
+        body: RequestBody | None = None,
         params: Mapping[str, Any] | None = None,
         resend: Literal["always", "unsent"] = "always",
     ) -> httpx.Response:
