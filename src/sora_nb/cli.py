@@ -12,12 +12,20 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sora_nb.server.runner import ServerHandle
 
 SERVE_HELP = "run the local preview Videos API server"
+# `sora-nb generate`'s flag for each request parameter (sora_nb.request.RequestParams), in --help order
+REQUEST_FLAGS: dict[str, dict[str, Any]] = {
+    "model": {"help": "model name (default: the server's, sora-2)"},
+    "size": {"help": "WIDTHxHEIGHT, e.g. 1280x720"},
+    "seconds": {"help": "clip length: 4, 8, 12, 16 or 20"},
+    "image": {"type": Path, "help": "a PNG, JPEG or WEBP to start from (must match --size)"},
+    "seed": {"type": int, "help": "seed, where the service supports one"},
+}
 
 
 def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
@@ -114,11 +122,8 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "progress, and print the path of the cached MP4. Running the same request again costs nothing.",
     )
     g.add_argument("prompt", help="what the video should show")
-    g.add_argument("--model", help="model name (default: the server's, sora-2)")
-    g.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
-    g.add_argument("--seconds", help="clip length: 4, 8, 12, 16 or 20")
-    g.add_argument("--image", type=Path, help="a PNG, JPEG or WEBP to start from (must match --size)")
-    g.add_argument("--seed", type=int, help="seed, where the service supports one")
+    for name, flag in REQUEST_FLAGS.items():
+        g.add_argument(f"--{name.replace('_', '-')}", **flag)
     g.add_argument("--out", type=Path, help="also copy the MP4 here")
     g.add_argument("--new", action="store_true", help="make a fresh take even if this request was made before")
 
@@ -196,17 +201,10 @@ def _generate(args: argparse.Namespace) -> int:
     from sora_nb.errors import SoraError
     from sora_nb.jobs import submit
     from sora_nb.progress import follow
+    from sora_nb.request import PARAMS
 
     try:
-        job = submit(
-            args.prompt,
-            model=args.model,
-            size=args.size,
-            seconds=args.seconds,
-            image=args.image,
-            seed=args.seed,
-            new=args.new,
-        )
+        job = submit(args.prompt, new=args.new, **{name: getattr(args, name) for name in PARAMS})
         follow(job)
         path = job.result()
     except SoraError as exc:

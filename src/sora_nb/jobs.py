@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sora_nb import errors
 from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
@@ -27,9 +26,13 @@ from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
 from sora_nb.media import probe
 from sora_nb.polling import TRANSIENT, ProgressTrend, poll
-from sora_nb.providers import ImageInput, load_image
+from sora_nb.providers import ImageInput
+from sora_nb.request import RequestParams, file_digest, generation_request, prompt_request
 from sora_nb.runner import get_runner
 from sora_nb.video import SHOWN_STATUS, Video, parse_seconds
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("sora_nb")
 
@@ -357,39 +360,19 @@ class Job:
                 await asyncio.shield(engine.client.delete(self.id))
 
 
-def _request(prompt: str, **params: Any) -> dict[str, Any]:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise errors.InvalidRequestError("the prompt is empty; describe the video to generate.", param="prompt")
-    return {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
-
-
-def submit(
-    prompt: str,
-    *,
-    model: str | None = None,
-    size: str | None = None,
-    seconds: int | str | None = None,
-    image: str | Path | bytes | None = None,
-    seed: int | None = None,
-    new: bool = False,
-    **extra: Any,
-) -> Job:
+def submit(prompt: str, *, new: bool = False, **params: Unpack[RequestParams]) -> Job:
     """Start (or re-attach to) a video job and return it at once; the widget-free entry point.
 
-    The same request again re-attaches to its job or cached file and costs nothing; ``new=True`` asks for a
-    fresh take.
+    The same request again re-attaches to its job or cached file and costs nothing.
+
+    Parameters:
+        prompt: what the video should show.
+        new: make a fresh take even if this request was made before (it may cost money).
+        **params: the request parameters, :class:`~sora_nb.request.RequestParams` (model, size, seconds, seed,
+            image); other keywords are sent to the service as they are.
     """
-    ref = load_image(image) if image is not None else None
-    request = _request(
-        prompt,
-        model=model or settings().model,
-        size=size,
-        seconds=str(seconds) if seconds is not None else None,
-        seed=seed,
-        image=ref.digest if ref else None,
-        extra=extra or None,
-    )
-    return Job("generate", request, new=new, image=ref)
+    request, image = generation_request(prompt, params, default_model=settings().model)
+    return Job("generate", request, new=new, image=image)
 
 
 def source_params(source: Job | str | Path, cache: VideoCache) -> dict[str, str | None] | None:
@@ -447,12 +430,6 @@ def estimate_job(
     )
 
 
-def _file_digest(path: Path) -> str:
-    if not path.is_file():
-        raise errors.InvalidRequestError(f"video file {str(path)!r} does not exist.", param="video")
-    return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _source_id(source: Job | str) -> str:
     if isinstance(source, Job):
         if source.id is None:
@@ -468,22 +445,22 @@ def _source_job(source: Job | str | Path) -> Job | None:
 
 def remix(source: Job | str, prompt: str, *, new: bool = False) -> Job:
     """A job remixing a finished video (a Job or a video ID) with a new prompt; priced by the source's record."""
-    return Job("remix", _request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
+    return Job("remix", prompt_request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
 
 
 def edit(source: Job | str | Path, prompt: str, *, new: bool = False) -> Job:
     """A job editing a finished video (Job, video ID, or a local MP4 to upload)."""
     if isinstance(source, Path):
-        return Job("edit", _request(prompt, source=_file_digest(source)), new=new, source_path=source)
-    return Job("edit", _request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
+        return Job("edit", prompt_request(prompt, source=file_digest(source)), new=new, source_path=source)
+    return Job("edit", prompt_request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
 
 
 def extend(source: Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False) -> Job:
     """A job extending a finished video by ``seconds`` more (priced at the source's model and size)."""
     if isinstance(source, Path):
-        request = _request(prompt, source=_file_digest(source), seconds=str(seconds))
+        request = prompt_request(prompt, source=file_digest(source), seconds=str(seconds))
         return Job("extend", request, new=new, source_path=source)
-    request = _request(prompt, source=_source_id(source), seconds=str(seconds))
+    request = prompt_request(prompt, source=_source_id(source), seconds=str(seconds))
     return Job("extend", request, new=new, source_job=_source_job(source))
 
 
