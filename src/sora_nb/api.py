@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sora_nb import jobs
 from sora_nb.cache import VideoCache
 from sora_nb.config import settings
-from sora_nb.costs import Budget, Estimate, estimate_request
+from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request
 from sora_nb.gallery import Card, Gallery
 from sora_nb.jobs import Job, submit
 from sora_nb.request import PARAMS, RequestParams
@@ -213,7 +213,7 @@ def estimate(
         job = _job(source)
         kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
         request = {} if seconds is None else {"seconds": str(seconds)}
-        return jobs.estimate_job(kind, request, job, VideoCache(current.cache_dir), current, local=local)
+        return estimate_job(kind, request, job, video_cache(), current, local=local)
     requests = expand(
         prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **params
     )

@@ -19,17 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sora_nb import errors
-from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
-from sora_nb.config import Settings, settings
-from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
+from sora_nb.cache import CachedVideo, VideoCache, fingerprint
+from sora_nb.config import settings
+from sora_nb.costs import Budget, estimate_job
 from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
-from sora_nb.media import probe
 from sora_nb.polling import TRANSIENT, ProgressTrend, poll
 from sora_nb.providers import ImageInput
 from sora_nb.request import RequestParams, file_digest, generation_request, prompt_request
 from sora_nb.runner import get_runner
-from sora_nb.video import SHOWN_STATUS, Video, parse_seconds
+from sora_nb.video import SHOWN_STATUS, Video
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -373,61 +372,6 @@ def submit(prompt: str, *, new: bool = False, **params: Unpack[RequestParams]) -
     """
     request, image = generation_request(prompt, params, default_model=settings().model)
     return Job("generate", request, new=new, image=image)
-
-
-def source_params(source: Job | str | Path, cache: VideoCache) -> dict[str, str | None] | None:
-    """The ``model``, ``size`` and ``seconds`` of a derived job's source, or None when unknown: a job's own
-    record, else the cache's record of the video ID; a local MP4's size and length as PyAV reads them."""
-    if isinstance(source, Path):
-        shape = probe(source)
-        if shape is None:
-            return None
-        return {"model": None, "size": f"{shape.width}x{shape.height}", "seconds": parse_seconds(shape.duration)}
-    if isinstance(source, Job):
-        known = video_params(source.video, source.request)
-        if known["seconds"] is not None or source.id is None:
-            return known
-        source = source.id
-    hit = cache.get(source)
-    return hit.params if hit is not None else None
-
-
-def _unknown_source(kind: str, source: Job | str | Path) -> str:
-    """Why a derived job's price is unknown, and what to do."""
-    noun = "extension" if kind == "extend" else kind
-    if isinstance(source, Path):
-        return f"this {noun}'s price depends on the video {str(source)!r}, which PyAV cannot read; pass an MP4"
-    video_id = source.id if isinstance(source, Job) else source
-    what = "model and size" if kind == "extend" else "model, size and length"
-    if video_id is None:
-        return f"this {noun} is priced by its source job (its {what}), which has no video yet; wait for it first"
-    return (
-        f"this {noun} is priced by its source {video_id!r} (its {what}), which is not in the cache; attach it "
-        f"first (sora_nb.attach({video_id!r}).result()) or pass its job instead of its ID"
-    )
-
-
-def estimate_job(
-    kind: str,
-    request: Mapping[str, Any],
-    source: Job | str | Path | None,
-    cache: VideoCache,
-    config: Settings,
-    *,
-    local: bool,
-) -> Estimate:
-    """What a job costs: a generation by its request; a remix, edit or extension by its source's record."""
-    if kind in ("generate", "attach") or source is None:
-        return estimate_request(request, local=local, prices=config.prices, default_model=config.model)
-    return estimate_derived(
-        kind,
-        request,
-        None if local else source_params(source, cache),
-        local=local,
-        prices=config.prices,
-        default_model=config.model,
-        unknown=_unknown_source(kind, source),
-    )
 
 
 def _source_id(source: Job | str) -> str:
