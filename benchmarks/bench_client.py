@@ -43,7 +43,7 @@ import httpx
 
 import sora_nb
 from bench_server import fake_job, server_process  # the same fake 200 MiB job and server launcher
-from sora_nb import jobs as sora_jobs
+from sora_nb import engine as sora_engine
 from sora_nb.client import AsyncVideosClient
 from sora_nb.runner import get_runner
 
@@ -135,8 +135,8 @@ def _completed_at(handle: ServerHandle, video_id: str) -> float:
     return completed_at
 
 
-def _engine() -> sora_jobs.Engine:
-    engine = sora_jobs._engine
+def _engine() -> sora_engine.Engine:
+    engine = sora_engine._engine
     assert engine is not None, "sora_nb has not built its engine yet"
     return engine
 
@@ -148,7 +148,7 @@ def _requests() -> Counter[str]:
 
 def _close_engine() -> None:
     """Close the sora_nb engine's connection pool (on the runner loop, where it lives)."""
-    engine = sora_jobs._engine
+    engine = sora_engine._engine
     if engine is not None:
         get_runner().submit(engine.client.aclose()).result(timeout=10)
 
@@ -553,7 +553,7 @@ def bench_cached(n: int, tmp: Path) -> None:
         _configure(handle, tmp / "c-cached")
         prompts = [f"cached {i}: a snow globe on a windowsill, take {i}" for i in range(n)]
         rows = []
-        engine: sora_jobs.Engine | None = None
+        engine: sora_engine.Engine | None = None
         for label in ("first run", "re-run (same requests)"):
             # configure() changed the settings, so the first run builds a new engine whose counts start at zero
             before = _requests() if engine is not None else Counter[str]()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sora_nb
 from bench_server import server_process  # the server in its own process, so client memory is measured alone
-from sora_nb import jobs as sora_jobs
+from sora_nb import engine as sora_engine
 from sora_nb.cache import VideoCache
 from sora_nb.video import Video
 
@@ -40,13 +40,13 @@ def bench_sweep(jobs: int, tmp: Path) -> None:
         paths = gallery.wait()
         wall = time.perf_counter() - started
         peak = _kib("VmHWM")
-        assert sora_jobs._engine is not None
-        counts = dict(sora_jobs._engine.client.requests)
+        assert sora_engine._engine is not None
+        counts = dict(sora_engine._engine.client.requests)
         again_started = time.perf_counter()
         again = sora_nb.sweep([f"sweep clip {i}: a paper boat on a pond" for i in range(jobs)], seconds=4)
         again.wait()
         again_wall = time.perf_counter() - again_started
-        after_counts = dict(sora_jobs._engine.client.requests)
+        after_counts = dict(sora_engine._engine.client.requests)
     assert all(p is not None for p in paths), "a sweep job failed"
     status = counts.get("retrieve", 0) + counts.get("list", 0)
     print(f"## A sweep of {jobs} jobs (server in its own process, speed 20; max_concurrency 16)\n")

@@ -11,6 +11,14 @@ import pytest
 from sora_nb.server import ServerHandle, start
 
 FAST = 50.0  # server speed for tests that only need finished videos
+CONFIG_VARIABLES = (
+    "SORA_NB_BASE_URL",
+    "SORA_NB_API_KEY",
+    "SORA_NB_PROVIDER",
+    "SORA_NB_CACHE_DIR",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +76,22 @@ def configured(make_server: Callable[..., ServerHandle], tmp_path: Path) -> Iter
     yield setup
     config._explicit.clear()
     config._explicit.update(saved)
+
+
+@pytest.fixture
+def isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The test starts with no configure() values and none of the variables; configure() state is restored."""
+    from sora_nb import config
+
+    saved = dict(config._explicit)
+    config._explicit.clear()
+    for name in CONFIG_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    try:
+        yield
+    finally:
+        config._explicit.clear()
+        config._explicit.update(saved)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,7 +1,8 @@
-"""Helpers for tests: authenticated clients, waiting for jobs, reading MP4 boxes."""
+"""Helpers for tests: authenticated clients (plain httpx, and sora_nb's own), waiting for jobs, reading MP4 boxes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import struct
 import threading
@@ -11,7 +12,9 @@ from typing import Any
 
 import httpx
 
+from sora_nb.client import AsyncVideosClient
 from sora_nb.server import ServerHandle
+from tests.conftest import PROVIDER_FOR_DIALECT
 
 
 def client_for(handle: ServerHandle, **kwargs: Any) -> httpx.Client:
@@ -22,6 +25,24 @@ def client_for(handle: ServerHandle, **kwargs: Any) -> httpx.Client:
     else:
         headers = {"Authorization": f"Bearer {handle.key}"}
     return httpx.Client(base_url=handle.base_url, headers=headers, timeout=30, **kwargs)
+
+
+def videos_client_for(handle: ServerHandle, **kwargs: Any) -> AsyncVideosClient:
+    """An AsyncVideosClient for the handle's server, in its dialect."""
+    base = handle.url if handle.dialect == "azure" else handle.base_url
+    kwargs.setdefault("provider", PROVIDER_FOR_DIALECT[handle.dialect])
+    return AsyncVideosClient(base, handle.key, **kwargs)
+
+
+async def until_done(client: AsyncVideosClient, video_id: str, timeout: float = 60) -> Any:
+    """The video's record once it has ended, asked for every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        video = await client.retrieve(video_id)
+        if video.done:
+            return video
+        assert time.monotonic() < deadline, f"{video_id} still {video.raw_status}"
+        await asyncio.sleep(0.1)
 
 
 def wait_for(
@@ -62,12 +83,12 @@ def mp4_boxes(data: bytes) -> list[str]:
 def wait_for_images(timeout: float = 60) -> None:
     """Wait until no thumbnail or spritesheet is still downloading in the background (they follow the video,
     which alone completes a job), so that a check of the cache sees them settled."""
-    from sora_nb import jobs
+    from sora_nb import engine
 
     deadline = time.monotonic() + timeout
-    while jobs._engine is not None and jobs._engine.aux:
+    while engine._engine is not None and engine._engine.aux:
         if time.monotonic() > deadline:
-            raise AssertionError(f"images of {sorted(jobs._engine.aux)} still downloading after {timeout} s")
+            raise AssertionError(f"images of {sorted(engine._engine.aux)} still downloading after {timeout} s")
         time.sleep(0.02)
 
 

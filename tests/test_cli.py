@@ -91,3 +91,14 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_cache_path_loads_no_server_widget_or_http_library(tmp_path: Path) -> None:
+    heavy = ("anywidget", "ipywidgets", "httpx", "av", "PIL", "numpy", "starlette", "uvicorn", "sora_nb.server")
+    script = (
+        "import sys\nfrom sora_nb.cli import main\nmain(['cache', 'path'])\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    env = {**os.environ, "SORA_NB_CACHE_DIR": str(tmp_path / "c")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.splitlines() == [str(tmp_path / "c"), "[]"], done.stdout + done.stderr

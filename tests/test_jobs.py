@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import sora_nb
-from sora_nb import errors, jobs
+from sora_nb import engine as engines
+from sora_nb import errors
 from sora_nb.server import ServerHandle
 from tests.helpers import peak_active, wait_for_images
 
@@ -19,8 +20,8 @@ Configured = Callable[..., ServerHandle]
 
 
 def engine_requests() -> dict[str, int]:
-    assert jobs._engine is not None
-    return dict(jobs._engine.client.requests)
+    assert engines._engine is not None
+    return dict(engines._engine.client.requests)
 
 
 def test_submit_reports_progress_and_caches_the_video(configured: Configured) -> None:

@@ -11,6 +11,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from sora_nb.errors import (  # the error hierarchy: cheap to import, so not lazy
+    AuthenticationError,
+    BudgetExceededError,
+    ConnectError,
+    DeadlineExceededError,
+    DownloadError,
+    GenerationFailedError,
+    InvalidRequestError,
+    JobCancelledError,
+    NotFoundError,
+    NotReadyError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    SoraError,
+    VideoExpiredError,
+)
+
 if TYPE_CHECKING:
     from sora_nb import jobs
     from sora_nb.api import (
@@ -30,23 +48,6 @@ if TYPE_CHECKING:
     from sora_nb.client import AsyncVideosClient
     from sora_nb.config import Settings, configure, settings
     from sora_nb.costs import Estimate, price_per_second
-    from sora_nb.errors import (
-        AuthenticationError,
-        BudgetExceededError,
-        ConnectError,
-        DeadlineExceededError,
-        DownloadError,
-        GenerationFailedError,
-        InvalidRequestError,
-        JobCancelledError,
-        NotFoundError,
-        NotReadyError,
-        RateLimitError,
-        ResponseFormatError,
-        ServerError,
-        SoraError,
-        VideoExpiredError,
-    )
     from sora_nb.jobs import Job
     from sora_nb.video import Video, parse_video
     from sora_nb.widgets.gallery import Gallery
@@ -54,28 +55,11 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_ERRORS = (
-    "AuthenticationError",
-    "BudgetExceededError",
-    "ConnectError",
-    "DeadlineExceededError",
-    "DownloadError",
-    "GenerationFailedError",
-    "InvalidRequestError",
-    "JobCancelledError",
-    "NotFoundError",
-    "NotReadyError",
-    "RateLimitError",
-    "ResponseFormatError",
-    "ServerError",
-    "SoraError",
-    "VideoExpiredError",
-)
 _VERBS = ("attach", "edit", "estimate", "extend", "generate", "history", "remix", "spent", "submit", "sweep")
 # where each re-exported name is defined (a name mapped to None is the module itself)
 _HOME: dict[str, tuple[str, str | None]] = {
     **{name: ("sora_nb.api", name) for name in (*_VERBS, "video_cache")},
-    **{name: ("sora_nb.errors", name) for name in _ERRORS},
+    "submit": ("sora_nb.jobs", "submit"),  # defined there: the widget-free verb needs no widget library
     "AsyncVideosClient": ("sora_nb.client", "AsyncVideosClient"),
     "CachedVideo": ("sora_nb.cache", "CachedVideo"),
     "Estimate": ("sora_nb.costs", "Estimate"),

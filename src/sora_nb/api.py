@@ -11,16 +11,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sora_nb import jobs
 from sora_nb.cache import VideoCache
 from sora_nb.config import settings
-from sora_nb.costs import Budget, Estimate, estimate_request
+from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request
 from sora_nb.jobs import Job, submit
-from sora_nb.sweeps import JOB_PARAMS, differing, expand, label
+from sora_nb.request import PARAMS, RequestParams
+from sora_nb.sweeps import differing, expand, label
 from sora_nb.widgets.gallery import Card, Gallery
 from sora_nb.widgets.job import VideoJob
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "attach",
@@ -41,68 +45,93 @@ def _job(source: VideoJob | Job | str | Path) -> Job | str | Path:
     return source.job if isinstance(source, VideoJob) else source
 
 
-def generate(
-    prompt: str,
-    *,
-    model: str | None = None,
-    size: str | None = None,
-    seconds: int | str | None = None,
-    image: str | Path | bytes | None = None,
-    seed: int | None = None,
-    new: bool = False,
-    embed: bool = False,
-    **extra: Any,
-) -> VideoJob:
+def generate(prompt: str, *, new: bool = False, embed: bool = False, **params: Unpack[RequestParams]) -> VideoJob:
     """Generate a video and return its live widget at once (the job runs in the background).
 
-    The same request again re-attaches to its job or cached video and costs nothing; ``new=True`` asks for a
-    fresh take; ``embed=True`` keeps the MP4 in the notebook itself.
+    The same request again re-attaches to its job or cached video and costs nothing.
+
+    Parameters:
+        prompt: what the video should show.
+        new: make a fresh take even if this request was made before (it may cost money).
+        embed: keep the MP4 in the notebook itself (a self-contained notebook, a bigger file).
+        **params: the request parameters, :class:`~sora_nb.request.RequestParams` (model, size, seconds, seed,
+            image); other keywords are sent to the service as they are.
     """
-    job = submit(prompt, model=model, size=size, seconds=seconds, image=image, seed=seed, new=new, **extra)
-    return VideoJob(job, embed=embed)
+    return VideoJob(submit(prompt, new=new, **params), embed=embed)
 
 
 def remix(source: VideoJob | Job | str, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
-    """A widget remixing a finished video (widget, job or video ID) with a new prompt."""
+    """A widget remixing a finished video with a new prompt; it costs what its source cost.
+
+    Parameters:
+        source: the finished video: a widget, a job or a video ID.
+        prompt: what to change.
+        new: make a fresh take even if this remix was made before (it may cost money).
+        embed: keep the MP4 in the notebook itself.
+    """
     return VideoJob(jobs.remix(source.job if isinstance(source, VideoJob) else source, prompt, new=new), embed=embed)
 
 
 def edit(source: VideoJob | Job | str | Path, prompt: str, *, new: bool = False, embed: bool = False) -> VideoJob:
-    """A widget editing a finished video (widget, job, video ID or a local MP4)."""
+    """A widget editing a finished video; it costs what its source cost.
+
+    Parameters:
+        source: the finished video: a widget, a job, a video ID, or a local MP4 (a ``Path``) to upload.
+        prompt: what to change.
+        new: make a fresh take even if this edit was made before (it may cost money).
+        embed: keep the MP4 in the notebook itself.
+    """
     return VideoJob(jobs.edit(_job(source), prompt, new=new), embed=embed)
 
 
 def extend(
     source: VideoJob | Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False, embed: bool = False
 ) -> VideoJob:
-    """A widget extending a finished video by ``seconds`` more."""
+    """A widget extending a finished video by ``seconds`` more, at its source's model and size.
+
+    Parameters:
+        source: the finished video: a widget, a job, a video ID, or a local MP4 (a ``Path``) to upload.
+        prompt: what happens next.
+        seconds: the length of the new segment.
+        new: make a fresh take even if this extension was made before (it may cost money).
+        embed: keep the MP4 in the notebook itself.
+    """
     return VideoJob(jobs.extend(_job(source), prompt, seconds, new=new), embed=embed)
 
 
 def attach(video_id: str, *, embed: bool = False) -> VideoJob:
-    """A widget for any existing job (after a kernel restart, or one made elsewhere)."""
+    """A widget for any existing job (after a kernel restart, or one made elsewhere): poll, download, cache.
+
+    Parameters:
+        video_id: the ID the server gave (``job.id``).
+        embed: keep the MP4 in the notebook itself.
+    """
     return VideoJob(jobs.attach(video_id), embed=embed)
 
 
 def sweep(
     prompt: str | Sequence[str],
     *,
-    model: str | Sequence[str] | None = None,
-    size: str | Sequence[str] | None = None,
-    seconds: int | str | Sequence[int | str] | None = None,
-    seed: int | Sequence[int] | None = None,
-    image: str | Path | Sequence[str | Path] | None = None,
     max_concurrency: int | None = None,
     zip: bool = False,
     new: bool = False,
-    **fixed: Any,
+    **params: Any,
 ) -> Gallery:
     """Run a sweep: every combination of the listed prompts and parameters (pairwise with ``zip=True``).
 
-    ``sweep("a {animal} in {place}", animal=[...], place=[...])`` fills the template. Other keyword arguments are
-    sent with every request. Cached requests appear at once and cost nothing.
+    ``sweep("a {animal} in {place}", animal=[...], place=[...])`` fills the template. Cached requests appear at
+    once and cost nothing.
+
+    Parameters:
+        prompt: a prompt, a prompt template with ``{names}``, or a list of them.
+        max_concurrency: jobs running at once (default: all, within ``configure(max_concurrency=...)``).
+        zip: take the lists pairwise instead of every combination.
+        new: make fresh takes even of requests made before (they may cost money).
+        **params: the request parameters, :class:`~sora_nb.request.RequestParams`, each a value or a list of
+            values; a list named in the template fills it; other keywords are sent with every request.
     """
-    requests = expand(prompt, zip=zip, model=model, size=size, seconds=seconds, seed=seed, image=image, **fixed)
+    axes = {name: params.pop(name, None) for name in PARAMS}  # the request parameters first, then the rest
+    requests = expand(prompt, zip=zip, **axes, **params)
     keys = differing(requests)
     current = settings()
     local = current.local
@@ -110,15 +139,15 @@ def sweep(
     cards = []
     for request in requests:
         fills = request.pop("_fills", {})
-        params = {k: request[k] for k in JOB_PARAMS if request.get(k) is not None}
-        extra = {k: v for k, v in request.items() if k not in (*JOB_PARAMS, "prompt")}
+        known = {k: request[k] for k in PARAMS if request.get(k) is not None}
+        extra = {k: v for k, v in request.items() if k not in (*PARAMS, "prompt")}
         cost = estimate_request(
             {**request, "model": request.get("model") or current.model}, local=local, prices=current.prices
         )
         estimated += cost.usd or 0.0
 
-        def start(text: str = request["prompt"], params: dict[str, Any] = params, extra: dict[str, Any] = extra) -> Job:
-            return submit(text, new=new, **params, **extra)
+        def start(text: str = request["prompt"], known: dict[str, Any] = known, extra: dict[str, Any] = extra) -> Job:
+            return submit(text, new=new, **known, **extra)
 
         cards.append(
             Card(label=label({**request, "_fills": fills}, keys), request={**request, "_fills": fills}, start=start)
@@ -134,7 +163,14 @@ def history(
     since: dt.datetime | float | None = None,
     cache: VideoCache | None = None,
 ) -> Gallery:
-    """The cached videos, newest first; ``query`` searches prompts, ``model`` and ``since`` filter."""
+    """A gallery of the cached videos, newest first.
+
+    Parameters:
+        query: only videos whose prompt contains this text (any case).
+        model: only videos of this model.
+        since: only videos saved since then (a datetime or a Unix time).
+        cache: another cache than the one the settings name.
+    """
     store = cache or video_cache()
     cutoff = since.timestamp() if isinstance(since, dt.datetime) else since
     cards = []
@@ -154,31 +190,32 @@ def history(
 
 
 def estimate(
-    prompt: str | list[str] | None = None,
-    *,
-    source: Job | VideoJob | str | Path | None = None,
-    model: str | list[str] | None = None,
-    size: str | list[str] | None = None,
-    seconds: int | str | list[int | str] | None = None,
-    **sweep: Any,
+    prompt: str | list[str] | None = None, *, source: Job | VideoJob | str | Path | None = None, **params: Any
 ) -> Estimate:
     """What a request, or a whole sweep (lists, templates, ``zip=True`` as in ``sweep()``), would cost.
 
-    With ``source`` (a job or widget, a video ID, or a local MP4): what a remix or edit of it costs, or with
-    ``seconds``, an extension by that many. $0 on the local preview server; ``usd`` is None if a price is unknown
-    (a model's, or a source's that is not in the cache: ``unknown`` says what to do).
+    $0 on the local preview server; ``usd`` is None if a price is unknown (a model's, or a source's that is not in
+    the cache: ``unknown`` says what to do).
+
+    Parameters:
+        prompt: a prompt, a template or a list of them, as for ``sweep()``.
+        source: a job or widget, a video ID or a local MP4: what a remix or edit of it costs, or with
+            ``seconds``, an extension by that many (nothing else may be given with it).
+        **params: the request parameters, :class:`~sora_nb.request.RequestParams`, each a value or a list of
+            values as for ``sweep()``; ``zip=True`` and template fills too.
     """
+    model, size, seconds = (params.pop(name, None) for name in ("model", "size", "seconds"))
     current = settings()
     local = current.local
     if source is not None:
-        if model is not None or size is not None or sweep or isinstance(seconds, list):
+        if model is not None or size is not None or params or isinstance(seconds, list):
             raise TypeError("estimate(source=...) takes only seconds= (an extension): the rest comes from the source")
         job = _job(source)
         kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
         request = {} if seconds is None else {"seconds": str(seconds)}
-        return jobs.estimate_job(kind, request, job, VideoCache(current.cache_dir), current, local=local)
+        return estimate_job(kind, request, job, video_cache(), current, local=local)
     requests = expand(
-        prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **sweep
+        prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **params
     )
     parts = [estimate_request(r, local=local, prices=current.prices) for r in requests]
     total = None if any(p.usd is None for p in parts) else round(sum(p.usd or 0.0 for p in parts), 4)

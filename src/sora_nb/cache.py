@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import shutil
 import stat
 import time
@@ -30,10 +29,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import platformdirs
 from filelock import FileLock
 
+from sora_nb.config import settings
 from sora_nb.errors import ResponseFormatError, SoraError
+from sora_nb.statefiles import UnreadableFile, read_object, report_once, write_json
 from sora_nb.video import Video, parse_seconds, parse_video
 
 log = logging.getLogger("sora_nb")
@@ -41,15 +41,7 @@ ASSET_FILES = {"video": "video.mp4", "thumbnail": "thumbnail.webp", "spritesheet
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 # no link is followed at the open itself; no wait on a FIFO planted in a shared cache
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-MAX_RECORD_BYTES = 2**20  # a record is a few KiB; a bigger video.json or index entry is not one of ours
 LATEST_TIME = 32_503_680_000.0  # 3000-01-01: a later (or negative) saved_at is not a time a record was saved
-_reported: set[tuple[str, str, tuple[int, int] | None]] = set()
-
-
-def default_cache_dir() -> Path:
-    """``SORA_NB_CACHE_DIR``, or the platform's user cache directory for sora_nb."""
-    env = os.environ.get("SORA_NB_CACHE_DIR")
-    return Path(env).expanduser() if env else platformdirs.user_cache_path("sora_nb") / "cache"
 
 
 def cache_key(video_id: str) -> str:
@@ -63,54 +55,6 @@ def fingerprint(request: Mapping[str, Any]) -> str:
     """A stable hash of a request's parameters (endpoint, model, prompt, size, seconds, image hash, seed, ...)."""
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
-
-
-class UnreadableFile(Exception):
-    """A state file exists but cannot be trusted; the message says why (``it is not valid JSON``, ...)."""
-
-
-def read_object(path: Path, *, limit: int | None = MAX_RECORD_BYTES) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when there is no file; ``UnreadableFile`` saying why when it is not a
-    regular file (a FIFO would block), cannot be read, is larger than ``limit`` bytes, is not JSON (nesting too
-    deep counts) or is not an object."""
-    try:
-        found = path.stat()
-        if not stat.S_ISREG(found.st_mode):
-            raise UnreadableFile("it is not a regular file")
-        if limit is not None and found.st_size > limit:
-            raise UnreadableFile(f"it is larger than {limit // 1024} KiB")
-        text = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise UnreadableFile(f"it cannot be read ({exc.strerror or type(exc).__name__})") from None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise UnreadableFile("it is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise UnreadableFile(f"it holds a JSON {type(data).__name__}, not an object")
-    return data
-
-
-def report_once(path: Path, problem: str) -> None:
-    """Log a problem with a cache file once per process (listings read every entry on each call), again only
-    when the file changes."""
-    try:
-        found = path.stat()
-        stamp: tuple[int, int] | None = (found.st_mtime_ns, found.st_size)
-    except OSError:
-        stamp = None
-    key = (str(path), problem, stamp)
-    if key not in _reported:
-        _reported.add(key)
-        log.warning("sora_nb: %s: %s", path, problem)
 
 
 def _saved_record(video: Video) -> dict[str, Any]:
@@ -272,7 +216,8 @@ class VideoCache:
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        """A cache at ``root``; without one, at the ``cache_dir`` of the settings in force."""
+        self.root = Path(root).expanduser() if root is not None else settings().cache_dir
         (self.root / "videos").mkdir(parents=True, exist_ok=True)
         (self.root / "requests").mkdir(parents=True, exist_ok=True)
 
@@ -305,7 +250,7 @@ class VideoCache:
         directory = self.directory(video.id)
         previous = self._entry(directory)
         kept = previous.record if previous is not None and previous.id == video.id else {}
-        _write_json(
+        write_json(
             directory / "video.json",
             {
                 "id": video.id,
@@ -423,7 +368,7 @@ class VideoCache:
 
     def remember(self, key: str, video_id: str, request: Mapping[str, Any]) -> None:
         """Record fingerprint -> video ID (done the moment a create returns, before any polling)."""
-        _write_json(self._index_path(key), {"video_id": video_id, "request": dict(request), "at": time.time()})
+        write_json(self._index_path(key), {"video_id": video_id, "request": dict(request), "at": time.time()})
 
     def forget(self, key: str) -> None:
         """Drop a fingerprint from the index (a failed or cancelled job: the next run creates anew)."""

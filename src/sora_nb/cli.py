@@ -1,4 +1,8 @@
-"""The ``sora-nb`` command line."""
+"""The ``sora-nb`` command line.
+
+Each command imports what it needs when it runs: ``sora-nb cache`` loads neither the server nor HTTP, so it
+starts at once; the ``serve`` options (whose help names the server's defaults) are built only for ``serve``.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,43 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, default_data_dir
-from sora_nb.server.dialects import DIALECTS
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sora_nb.server.launch import ServerHandle
 
+SERVE_HELP = "run the local preview Videos API server"
+# `sora-nb generate`'s flag for each request parameter (sora_nb.request.RequestParams), in --help order
+REQUEST_FLAGS: dict[str, dict[str, Any]] = {
+    "model": {"help": "model name (default: the server's, sora-2)"},
+    "size": {"help": "WIDTHxHEIGHT, e.g. 1280x720"},
+    "seconds": {"help": "clip length: 4, 8, 12, 16 or 20"},
+    "image": {"type": Path, "help": "a PNG, JPEG or WEBP to start from (must match --size)"},
+    "seed": {"type": int, "help": "seed, where the service supports one"},
+}
 
-def _parser() -> argparse.ArgumentParser:
+
+def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
+    """The parser; without ``serve_options`` the ``serve`` command is listed but takes no options (so building
+    the parser for another command imports nothing of the server)."""
     parser = argparse.ArgumentParser(prog="sora-nb", description="Live AI video generation for notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
+    if serve_options:
+        _add_serve(sub)
+    else:
+        sub.add_parser("serve", help=SERVE_HELP)
+    _add_generate(sub)
+    _add_cache(sub)
+    return parser
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, DEFAULT_KEY, ServerConfig, default_data_dir
+    from sora_nb.server.dialects import DIALECTS
+
     s = sub.add_parser(
         "serve",
-        help="run the local preview Videos API server",
+        help=SERVE_HELP,
         description="Run the local Videos API server: synthetic 'local preview' MP4s, no key, no network.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="dialects:\n" + "\n".join(f"  {d.name:13} {d.summary}" for d in DIALECTS.values()),
@@ -88,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
+
+def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = sub.add_parser(
         "generate",
         help="generate a video and print its cached path",
@@ -95,14 +123,13 @@ def _parser() -> argparse.ArgumentParser:
         "progress, and print the path of the cached MP4. Running the same request again costs nothing.",
     )
     g.add_argument("prompt", help="what the video should show")
-    g.add_argument("--model", help="model name (default: the server's, sora-2)")
-    g.add_argument("--size", help="WIDTHxHEIGHT, e.g. 1280x720")
-    g.add_argument("--seconds", help="clip length: 4, 8, 12, 16 or 20")
-    g.add_argument("--image", type=Path, help="a PNG, JPEG or WEBP to start from (must match --size)")
-    g.add_argument("--seed", type=int, help="seed, where the service supports one")
+    for name, flag in REQUEST_FLAGS.items():
+        g.add_argument(f"--{name.replace('_', '-')}", **flag)
     g.add_argument("--out", type=Path, help="also copy the MP4 here")
     g.add_argument("--new", action="store_true", help="make a fresh take even if this request was made before")
 
+
+def _add_cache(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("cache", help="look at or clean the local video cache")
     c_sub = c.add_subparsers(dest="cache_command", required=True)
     c_sub.add_parser("path", help="print the cache directory")
@@ -110,10 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     p = c_sub.add_parser("prune", help="remove old cached videos")
     p.add_argument("--older-than", type=float, metavar="DAYS", help="remove videos saved more than DAYS ago")
     p.add_argument("--keep", type=int, metavar="N", help="keep only the newest N videos")
-    return parser
 
 
 def _announce(key_given: bool) -> object:
+    from sora_nb.server.config import DEFAULT_KEY
+
     def announce(handle: ServerHandle) -> None:
         key = "(the one given with --key)" if key_given else handle.key
         where = handle.base_url
@@ -136,6 +164,7 @@ def _announce(key_given: bool) -> object:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sora_nb.server.config import ServerConfig
     from sora_nb.server.launch import serve  # the server (Starlette, uvicorn, the renderer) loads only to serve
 
     config = ServerConfig(
@@ -174,17 +203,10 @@ def _generate(args: argparse.Namespace) -> int:
     from sora_nb.errors import SoraError
     from sora_nb.jobs import submit
     from sora_nb.progress import follow
+    from sora_nb.request import PARAMS
 
     try:
-        job = submit(
-            args.prompt,
-            model=args.model,
-            size=args.size,
-            seconds=args.seconds,
-            image=args.image,
-            seed=args.seed,
-            new=args.new,
-        )
+        job = submit(args.prompt, new=args.new, **{name: getattr(args, name) for name in PARAMS})
         follow(job)
         path = job.result()
     except SoraError as exc:
@@ -236,7 +258,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sora-nb``."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(serve_options="serve" in argv).parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "generate":

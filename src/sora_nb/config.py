@@ -1,12 +1,10 @@
-"""Configuration: ``configure()`` over environment variables over defaults, and the backend they resolve to.
+"""Configuration: ``configure()`` over environment variables over defaults; where jobs go is engine.py's to say.
 
-With no base URL configured, the embedded local server is started (once per process, lazily) and used;
-everything then says "local preview".
+With no base URL configured, jobs go to the embedded local server (``Settings.local``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -14,12 +12,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
+import platformdirs
 
 from sora_nb.providers import get_provider
 
-log = logging.getLogger("sora_nb")
-LOCAL_LABEL = "local preview"
+
+def default_cache_dir() -> Path:
+    """The platform's user cache directory for sora_nb: the cache when neither configure() nor
+    ``SORA_NB_CACHE_DIR`` names one."""
+    return platformdirs.user_cache_path("sora_nb") / "cache"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Settings:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     provider: str = "openai"
-    cache_dir: Path | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
     model: str | None = None
     max_concurrency: int = 4
     timeout: float = 60.0
@@ -103,62 +104,3 @@ def settings() -> Settings:
     with _lock:
         values.update(_explicit)
     return replace(Settings(), **values)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where jobs go: the URL, the key, a label for people and an identity for request fingerprints."""
-
-    base_url: str
-    api_key: str | None = field(repr=False)
-    provider: str
-    label: str
-    identity: str
-    local: bool
-
-
-_local_server: Any = None
-_local_lock = threading.Lock()
-
-
-def _local_backend(speed: float, cache_dir: Path | None) -> Backend:
-    global _local_server
-    with _local_lock:
-        if _local_server is None or not _local_server.running:
-            from sora_nb.server import start
-
-            # with a cache dir configured, the local server's jobs live beside the cache (one folder holds all)
-            _local_server = start(speed=speed, data_dir=cache_dir / "local-server" if cache_dir else None)
-            log.info("sora_nb: started the local preview server at %s", _local_server.base_url)
-        server = _local_server
-    return Backend(
-        base_url=server.base_url,
-        api_key=server.key,
-        provider="openai",
-        label=LOCAL_LABEL,
-        identity="local-preview",
-        local=True,
-    )
-
-
-def resolve_backend(current: Settings | None = None) -> Backend:
-    """The backend for ``current`` settings, starting the embedded local server if no base URL is set."""
-    current = current or settings()
-    if not current.base_url:  # Settings.local, spelled so that mypy knows base_url is a str below
-        if current.api_key:
-            log.warning(
-                "sora_nb: an API key is set but no base URL. OpenAI's hosted video API closed on "
-                "2026-09-24; set SORA_NB_BASE_URL (or configure(base_url=...)) to your gateway. "
-                "Using the local preview server."
-            )
-        return _local_backend(current.local_speed, current.cache_dir)
-    provider = get_provider(current.provider)
-    url = httpx.URL(provider.base_url(current.base_url))
-    return Backend(
-        base_url=str(url),
-        api_key=current.api_key,
-        provider=current.provider,
-        label=url.host or str(url),
-        identity=f"{url.scheme}://{url.netloc.decode()}{url.path}",
-        local=False,
-    )

@@ -19,13 +19,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock
 
-from sora_nb.cache import UnreadableFile, read_object
+from sora_nb.cache import VideoCache, video_params
+from sora_nb.config import Settings
 from sora_nb.errors import BudgetExceededError, SoraError
-from sora_nb.video import parse_seconds
+from sora_nb.media import probe
+from sora_nb.statefiles import UnreadableFile, read_object
+from sora_nb.video import Video, parse_seconds
 
 log = logging.getLogger("sora_nb")
 
@@ -234,3 +237,75 @@ class Budget:
     def refund(self, usd: float) -> None:
         """Give back a reservation whose create did not go through."""
         self._update(lambda data: self._add(data, -usd), "a refund")
+
+
+# ----- what a job costs -----------------------------------------------------------------------------------------
+class PricedSource(Protocol):
+    """What a derived job's price is read from when its source is a job: its record, or what it asked for."""
+
+    @property
+    def id(self) -> str | None:
+        """The video ID, once the server has given one."""
+
+    @property
+    def video(self) -> Video | None:
+        """The job's last record."""
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """What the job asked for."""
+
+
+def source_params(source: PricedSource | str | Path, cache: VideoCache) -> dict[str, str | None] | None:
+    """The ``model``, ``size`` and ``seconds`` of a derived job's source, or None when unknown: a job's own
+    record, else the cache's record of the video ID; a local MP4's size and length as PyAV reads them."""
+    if isinstance(source, Path):
+        shape = probe(source)
+        if shape is None:
+            return None
+        return {"model": None, "size": f"{shape.width}x{shape.height}", "seconds": parse_seconds(shape.duration)}
+    if not isinstance(source, str):  # a job
+        known = video_params(source.video, source.request)
+        if known["seconds"] is not None or source.id is None:
+            return known
+        source = source.id
+    hit = cache.get(source)
+    return hit.params if hit is not None else None
+
+
+def _unknown_source(kind: str, source: PricedSource | str | Path) -> str:
+    """Why a derived job's price is unknown, and what to do."""
+    noun = "extension" if kind == "extend" else kind
+    if isinstance(source, Path):
+        return f"this {noun}'s price depends on the video {str(source)!r}, which PyAV cannot read; pass an MP4"
+    video_id = source if isinstance(source, str) else source.id
+    what = "model and size" if kind == "extend" else "model, size and length"
+    if video_id is None:
+        return f"this {noun} is priced by its source job (its {what}), which has no video yet; wait for it first"
+    return (
+        f"this {noun} is priced by its source {video_id!r} (its {what}), which is not in the cache; attach it "
+        f"first (sora_nb.attach({video_id!r}).result()) or pass its job instead of its ID"
+    )
+
+
+def estimate_job(
+    kind: str,
+    request: Mapping[str, Any],
+    source: PricedSource | str | Path | None,
+    cache: VideoCache,
+    config: Settings,
+    *,
+    local: bool,
+) -> Estimate:
+    """What a job costs: a generation by its request; a remix, edit or extension by its source's record."""
+    if kind in ("generate", "attach") or source is None:
+        return estimate_request(request, local=local, prices=config.prices, default_model=config.model)
+    return estimate_derived(
+        kind,
+        request,
+        None if local else source_params(source, cache),
+        local=local,
+        prices=config.prices,
+        default_model=config.model,
+        unknown=_unknown_source(kind, source),
+    )

@@ -12,226 +12,33 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sora_nb import errors
-from sora_nb.cache import CachedVideo, VideoCache, fingerprint, video_params
-from sora_nb.client import SHOWN_STATUS, AsyncVideosClient, Variant
-from sora_nb.config import Backend, Settings, resolve_backend, settings
-from sora_nb.costs import Budget, Estimate, estimate_derived, estimate_request
+from sora_nb.cache import CachedVideo, VideoCache, fingerprint
+from sora_nb.config import settings
+from sora_nb.costs import Budget, estimate_job
+from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
-from sora_nb.polling import ProgressTrend, next_delay
-from sora_nb.providers import ImageInput, load_image
+from sora_nb.polling import TRANSIENT, ProgressTrend, poll
+from sora_nb.providers import ImageInput
+from sora_nb.request import RequestParams, file_digest, generation_request, prompt_request
 from sora_nb.runner import get_runner
-from sora_nb.video import Video, parse_seconds
+from sora_nb.video import SHOWN_STATUS, Video
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("sora_nb")
 
 JobStatus = Literal["pending", "queued", "in_progress", "downloading", "completed", "failed", "cancelled"]
 Kind = Literal["generate", "remix", "edit", "extend", "attach"]
-BATCH_MIN = 3
-TRANSIENT = (errors.ServerError, errors.ConnectError, errors.RateLimitError, errors.ResponseFormatError)
-MAX_TRANSIENT_FAILURES = 8
-MAX_ODD_ANSWERS = 2  # status answers that are not a video record: retried twice (about 6 s), then an error
 DOWNLOAD_ATTEMPTS = 3
-AUX_VARIANTS: tuple[Variant, ...] = ("thumbnail", "spritesheet")
 AUX_GRACE = 1.0  # seconds a finished video waits for its images before the job completes without them
-
-
-class BatchPoller:
-    """Status requests of many jobs gathered into one list request when the endpoint supports list.
-
-    Each request names when it is due. Requests whose due times lie within ``window`` of each other go together
-    at the latest of those times: none is sent before it is due (a server's poll hint is a floor), and none more
-    than ``window`` after.
-    """
-
-    def __init__(self, client: AsyncVideosClient, window: float = 0.05) -> None:
-        self.client = client
-        self.window = window
-        self.list_works = True
-        self._batches: list[_Batch] = []
-
-    async def status(self, video_id: str, due: float | None = None) -> tuple[Video, float]:
-        """The job's record, asked for no sooner than ``due`` (``time.monotonic()``; now if None), possibly with
-        others', and the moment it describes (halfway through its request)."""
-        loop = asyncio.get_running_loop()
-        due = time.monotonic() if due is None else due
-        future: asyncio.Future[tuple[Video, float]] = loop.create_future()
-        batch = next((b for b in self._batches if max(b.last, due) - min(b.first, due) <= self.window), None)
-        if batch is None:
-            batch = _Batch(first=due, last=due)
-            self._batches.append(batch)
-        elif due > batch.last and batch.timer is not None:
-            batch.timer.cancel()
-            batch.timer = None
-        batch.first, batch.last = min(batch.first, due), max(batch.last, due)
-        batch.waiting.setdefault(video_id, []).append(future)
-        if batch.timer is None:
-            delay = max(0.0, batch.last - time.monotonic())
-            batch.timer = loop.call_later(delay, self._start_flush, batch)
-        try:
-            return await future
-        except asyncio.CancelledError:  # a cancelled job's request is not sent for it
-            self._forget(batch, video_id, future)
-            raise
-
-    def _forget(self, batch: _Batch, video_id: str, future: asyncio.Future[tuple[Video, float]]) -> None:
-        futures = batch.waiting.get(video_id, [])
-        if future in futures:
-            futures.remove(future)
-        if not futures:
-            batch.waiting.pop(video_id, None)
-        if not batch.waiting and batch in self._batches:
-            self._batches.remove(batch)
-            if batch.timer is not None:
-                batch.timer.cancel()
-
-    def _start_flush(self, batch: _Batch) -> None:
-        self._batches.remove(batch)
-        task = asyncio.ensure_future(self._resolve(batch.waiting))
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
-
-    async def _resolve(self, waiting: dict[str, list[asyncio.Future[tuple[Video, float]]]]) -> None:
-        found: dict[str, tuple[Video, float]] = {}
-        if len(waiting) >= BATCH_MIN and self.list_works:
-            try:
-                sent = time.monotonic()
-                videos, _, _ = await self.client.list_page(limit=100)
-                moment = (sent + time.monotonic()) / 2
-                found = {v.id: (v, moment) for v in videos if v.id in waiting}
-            except errors.SoraError as exc:
-                log.info("sora_nb: list request failed (%s); polling jobs one by one", type(exc).__name__)
-                self.list_works = False
-        missing = [video_id for video_id in waiting if video_id not in found]
-        results = await asyncio.gather(*(self._retrieve(i) for i in missing), return_exceptions=True)
-        outcomes: dict[str, tuple[Video, float] | BaseException] = {
-            **found,
-            **dict(zip(missing, results, strict=True)),
-        }
-        for video_id, futures in waiting.items():
-            for future in futures:
-                if future.done():
-                    continue
-                outcome = outcomes[video_id]
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-
-    async def _retrieve(self, video_id: str) -> tuple[Video, float]:
-        sent = time.monotonic()
-        video = await self.client.retrieve(video_id)
-        return video, (sent + time.monotonic()) / 2
-
-
-@dataclasses.dataclass
-class _Batch:
-    """Status requests that go out together, and the earliest and latest time they are due."""
-
-    first: float
-    last: float
-    waiting: dict[str, list[asyncio.Future[tuple[Video, float]]]] = dataclasses.field(default_factory=dict)
-    timer: asyncio.TimerHandle | None = None
-
-
-class Engine:
-    """What jobs share for one configuration: the client, the cache, concurrency slots and the poller."""
-
-    def __init__(self, backend: Backend, config: Settings) -> None:
-        self.backend = backend
-        self.settings = config
-        self.client = AsyncVideosClient(
-            backend.base_url,
-            backend.api_key,
-            provider=backend.provider,
-            api_version=config.api_version,
-            timeout=config.timeout,
-            idle_timeout=config.timeout / 2,  # a download receiving nothing this long is resumed
-            max_connections=max(8, 2 * config.max_concurrency),
-        )
-        self.cache = VideoCache(config.cache_dir)
-        self.slots = asyncio.Semaphore(config.max_concurrency)
-        # Images are downloaded outside a job's slot; bounded so that with the videos of the jobs in their slots
-        # they never need more download threads than the client has (max_connections >= 2 * max_concurrency).
-        self.aux_slots = asyncio.Semaphore(config.max_concurrency)
-        self.aux: dict[str, asyncio.Task[None]] = {}
-        self._guards: dict[str, asyncio.Lock] = {}
-        self.poller = BatchPoller(self.client)
-        self.users = 0
-        self.retired = False
-
-    async def release(self) -> None:
-        """A job is done with this engine."""
-        self.users -= 1
-        await self.close_if_idle()
-
-    def guard(self, name: str) -> asyncio.Lock:
-        """This process's lock for ``name``, taken before the file lock of the same name: jobs of one process
-        queue here, and only other processes wait on the file lock (filelock refuses a second blocking acquire
-        from a reused worker thread)."""
-        return self._guards.setdefault(name, asyncio.Lock())
-
-    async def close_if_idle(self) -> None:
-        """Close the connections of a replaced engine that no job uses any more."""
-        if self.retired and self.users <= 0:
-            await self.client.aclose()
-
-    def fetch_aux(self, video: Video) -> asyncio.Task[None]:
-        """Start downloading the thumbnail and spritesheet of ``video``, both at once, as a task of their own.
-
-        Best effort: one that fails is logged and left out, and it never fails a job. Each file appears whole
-        or not at all (the client downloads to ``.part`` and renames). The engine stays open until they end.
-        """
-        self.users += 1
-        task = asyncio.ensure_future(self._fetch_aux(video))
-        self.aux[video.id] = task
-        task.add_done_callback(lambda done: self.aux.pop(video.id) if self.aux.get(video.id) is done else None)
-        return task
-
-    async def _fetch_aux(self, video: Video) -> None:
-        try:
-            await asyncio.gather(*(self._fetch_one(video, variant) for variant in AUX_VARIANTS))
-        except Exception:  # a bug must not vanish, nor touch the job, whose video is already here
-            log.exception("sora_nb: fetching the images of %s failed unexpectedly", video.id)
-        finally:
-            await self.release()
-
-    async def _fetch_one(self, video: Video, variant: Variant) -> None:
-        async with self.aux_slots:
-            try:
-                await self.client.download(video.id, self.cache.asset_path(video.id, variant), variant=variant)
-            except (errors.SoraError, OSError) as exc:  # OSError: the cache entry was removed meanwhile
-                log.info("sora_nb: no %s for %s (%s)", variant, video.id, exc)
-
-
-_engine: Engine | None = None
-_engine_lock: asyncio.Lock | None = None
-
-
-async def get_engine() -> Engine:
-    """The engine for the settings in force (rebuilt after configure()); runs on the runner loop.
-
-    A replaced engine is closed once the last job using it has finished.
-    """
-    global _engine, _engine_lock
-    _engine_lock = _engine_lock or asyncio.Lock()
-    async with _engine_lock:
-        current = settings()
-        if _engine is None or _engine.settings != current:
-            backend = await asyncio.to_thread(resolve_backend, current)
-            if _engine is not None:
-                _engine.retired = True
-                await _engine.close_if_idle()
-            _engine = Engine(backend, current)
-        _engine.users += 1
-        return _engine
 
 
 class Job:
@@ -280,7 +87,7 @@ class Job:
         self._source_path = source_path
         self._source_job = source_job  # a remix/edit/extension is priced by its source's record
         self._observers: list[Callable[[Job], None]] = []
-        self._trend = ProgressTrend()
+        self.trend = ProgressTrend()
         self._future: concurrent.futures.Future[Path] = get_runner().submit(self._run())
 
     def __repr__(self) -> str:
@@ -366,7 +173,7 @@ class Job:
                     assert key is not None
                     await self._create(engine, key)
                 assert self.id is not None
-                video = await self._poll(engine, self.id)
+                video = await poll(engine.poller, self.id, self, deadline=engine.settings.deadline)
                 if video.status == "failed":
                     reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
@@ -446,7 +253,7 @@ class Job:
             budget.confirm(video.id, usd)
             self.cost = cost.usd or 0.0
             self.id = video.id
-            self._observe_video(video)
+            self.update_from(video)
         finally:
             lock.release()
 
@@ -470,52 +277,15 @@ class Job:
             return await client.edit(source, r["prompt"])
         return await client.extend(source, r["prompt"], r["seconds"])
 
-    def _observe_video(self, video: Video, moment: float | None = None) -> None:
-        self._trend.add(None if video.status == "queued" else video.progress, moment)  # queued 0 % is no rise
+    def update_from(self, video: Video, moment: float | None = None) -> None:
+        self.trend.add(None if video.status == "queued" else video.progress, moment)  # queued 0 % is no rise
         status: JobStatus = "queued" if video.status == "queued" else "in_progress"
         self._set(
             video=video,
             status=status if not video.done else self.status,
             progress=video.progress,
-            eta=self._trend.eta(),
+            eta=self.trend.eta(),
         )
-
-    async def _poll(self, engine: Engine, video_id: str) -> Video:
-        """Poll until the job ends; transient errors (5xx, 429, network, odd bodies) only delay it."""
-        deadline = time.monotonic() + engine.settings.deadline
-        failures = odd = 0
-        due = None
-        if self.video is not None:  # just created: its response carried the first hint
-            due = time.monotonic() + next_delay(hint=self.video.poll_after, eta=None, elapsed=self.elapsed)
-        while True:
-            try:
-                video, moment = await engine.poller.status(video_id, due)
-            except TRANSIENT as exc:
-                failures += 1
-                if isinstance(exc, errors.ResponseFormatError):  # a proxy's page passes; a wrong endpoint does not
-                    odd += 1
-                    if odd > MAX_ODD_ANSWERS:
-                        raise errors.ResponseFormatError(
-                            f"{exc.message.rstrip('.')} ({odd} status answers in a row); check that provider= "
-                            f"matches the service. The job is not lost: sora_nb.attach({video_id!r}) asks again"
-                        ) from None
-                if failures > MAX_TRANSIENT_FAILURES or time.monotonic() > deadline:
-                    raise
-                log.info("sora_nb: status of %s unavailable (%s); trying again", video_id, type(exc).__name__)
-                due = time.monotonic() + min(30.0, 2.0**failures)
-                continue
-            failures = odd = 0
-            self._observe_video(video, moment)
-            if video.done:
-                return video
-            delay = next_delay(hint=video.poll_after, eta=self.eta, elapsed=self.elapsed, span=self._trend.span())
-            if time.monotonic() + delay > deadline:
-                status = one_line(video.raw_status, SHOWN_STATUS)
-                raise errors.DeadlineExceededError(
-                    f"{video_id!r} was still {status!r} after {engine.settings.deadline:.0f} s; it is not lost: "
-                    f"sora_nb.attach({video_id!r}) picks it up again"
-                )
-            due = time.monotonic() + delay
 
     async def _download(self, engine: Engine, video: Video) -> Path:
         self._set(status="downloading", progress=100)
@@ -589,103 +359,19 @@ class Job:
                 await asyncio.shield(engine.client.delete(self.id))
 
 
-def _request(prompt: str, **params: Any) -> dict[str, Any]:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise errors.InvalidRequestError("the prompt is empty; describe the video to generate.", param="prompt")
-    return {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
-
-
-def submit(
-    prompt: str,
-    *,
-    model: str | None = None,
-    size: str | None = None,
-    seconds: int | str | None = None,
-    image: str | Path | bytes | None = None,
-    seed: int | None = None,
-    new: bool = False,
-    **extra: Any,
-) -> Job:
+def submit(prompt: str, *, new: bool = False, **params: Unpack[RequestParams]) -> Job:
     """Start (or re-attach to) a video job and return it at once; the widget-free entry point.
 
-    The same request again re-attaches to its job or cached file and costs nothing; ``new=True`` asks for a
-    fresh take.
+    The same request again re-attaches to its job or cached file and costs nothing.
+
+    Parameters:
+        prompt: what the video should show.
+        new: make a fresh take even if this request was made before (it may cost money).
+        **params: the request parameters, :class:`~sora_nb.request.RequestParams` (model, size, seconds, seed,
+            image); other keywords are sent to the service as they are.
     """
-    ref = load_image(image) if image is not None else None
-    request = _request(
-        prompt,
-        model=model or settings().model,
-        size=size,
-        seconds=str(seconds) if seconds is not None else None,
-        seed=seed,
-        image=ref.digest if ref else None,
-        extra=extra or None,
-    )
-    return Job("generate", request, new=new, image=ref)
-
-
-def source_params(source: Job | str | Path, cache: VideoCache) -> dict[str, str | None] | None:
-    """The ``model``, ``size`` and ``seconds`` of a derived job's source, or None when unknown: a job's own
-    record, else the cache's record of the video ID; a local MP4's size and length as PyAV reads them."""
-    if isinstance(source, Path):
-        from sora_nb.server.engines.synthetic import RenderError, probe_video
-
-        try:
-            info = probe_video(source)
-        except RenderError:
-            return None
-        return {"model": None, "size": f"{info.width}x{info.height}", "seconds": parse_seconds(info.duration)}
-    if isinstance(source, Job):
-        known = video_params(source.video, source.request)
-        if known["seconds"] is not None or source.id is None:
-            return known
-        source = source.id
-    hit = cache.get(source)
-    return hit.params if hit is not None else None
-
-
-def _unknown_source(kind: str, source: Job | str | Path) -> str:
-    """Why a derived job's price is unknown, and what to do."""
-    noun = "extension" if kind == "extend" else kind
-    if isinstance(source, Path):
-        return f"this {noun}'s price depends on the video {str(source)!r}, which PyAV cannot read; pass an MP4"
-    video_id = source.id if isinstance(source, Job) else source
-    what = "model and size" if kind == "extend" else "model, size and length"
-    if video_id is None:
-        return f"this {noun} is priced by its source job (its {what}), which has no video yet; wait for it first"
-    return (
-        f"this {noun} is priced by its source {video_id!r} (its {what}), which is not in the cache; attach it "
-        f"first (sora_nb.attach({video_id!r}).result()) or pass its job instead of its ID"
-    )
-
-
-def estimate_job(
-    kind: str,
-    request: Mapping[str, Any],
-    source: Job | str | Path | None,
-    cache: VideoCache,
-    config: Settings,
-    *,
-    local: bool,
-) -> Estimate:
-    """What a job costs: a generation by its request; a remix, edit or extension by its source's record."""
-    if kind in ("generate", "attach") or source is None:
-        return estimate_request(request, local=local, prices=config.prices, default_model=config.model)
-    return estimate_derived(
-        kind,
-        request,
-        None if local else source_params(source, cache),
-        local=local,
-        prices=config.prices,
-        default_model=config.model,
-        unknown=_unknown_source(kind, source),
-    )
-
-
-def _file_digest(path: Path) -> str:
-    if not path.is_file():
-        raise errors.InvalidRequestError(f"video file {str(path)!r} does not exist.", param="video")
-    return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    request, image = generation_request(prompt, params, default_model=settings().model)
+    return Job("generate", request, new=new, image=image)
 
 
 def _source_id(source: Job | str) -> str:
@@ -703,22 +389,22 @@ def _source_job(source: Job | str | Path) -> Job | None:
 
 def remix(source: Job | str, prompt: str, *, new: bool = False) -> Job:
     """A job remixing a finished video (a Job or a video ID) with a new prompt; priced by the source's record."""
-    return Job("remix", _request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
+    return Job("remix", prompt_request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
 
 
 def edit(source: Job | str | Path, prompt: str, *, new: bool = False) -> Job:
     """A job editing a finished video (Job, video ID, or a local MP4 to upload)."""
     if isinstance(source, Path):
-        return Job("edit", _request(prompt, source=_file_digest(source)), new=new, source_path=source)
-    return Job("edit", _request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
+        return Job("edit", prompt_request(prompt, source=file_digest(source)), new=new, source_path=source)
+    return Job("edit", prompt_request(prompt, source=_source_id(source)), new=new, source_job=_source_job(source))
 
 
 def extend(source: Job | str | Path, prompt: str, seconds: int | str = 4, *, new: bool = False) -> Job:
     """A job extending a finished video by ``seconds`` more (priced at the source's model and size)."""
     if isinstance(source, Path):
-        request = _request(prompt, source=_file_digest(source), seconds=str(seconds))
+        request = prompt_request(prompt, source=file_digest(source), seconds=str(seconds))
         return Job("extend", request, new=new, source_path=source)
-    request = _request(prompt, source=_source_id(source), seconds=str(seconds))
+    request = prompt_request(prompt, source=_source_id(source), seconds=str(seconds))
     return Job("extend", request, new=new, source_job=_source_job(source))
 
 

@@ -123,7 +123,7 @@ def load_image(image: str | Path | bytes) -> ImageInput:
 
 
 @dataclass(frozen=True)
-class Body:
+class RequestBody:
     """An encoded request body: JSON, or multipart form fields and files."""
 
     json: dict[str, Any] | None = None
@@ -149,13 +149,15 @@ def _form_items(key: str, value: Any) -> list[tuple[str, str]]:
     return [(key, value if isinstance(value, str) else str(value))]
 
 
-def encode(fields: Mapping[str, Any], *, multipart: bool, files: Mapping[str, ImageInput | Path] | None = None) -> Body:
+def encode(
+    fields: Mapping[str, Any], *, multipart: bool, files: Mapping[str, ImageInput | Path] | None = None
+) -> RequestBody:
     """Encode ``fields`` (plus uploaded ``files``) as JSON or multipart (nested values as ``a[b]``, ``a[][id]``)."""
     present = {k: v for k, v in fields.items() if v is not None}
     if not multipart:
         if files:
             raise InvalidRequestError("a file upload needs a multipart body; this provider sends JSON only.")
-        return Body(json=present)
+        return RequestBody(json=present)
     data: dict[str, Any] = {}
     for key, value in (item for name, v in present.items() for item in _form_items(name, v)):
         data[key] = (
@@ -167,7 +169,7 @@ def encode(fields: Mapping[str, Any], *, multipart: bool, files: Mapping[str, Im
             uploads[key] = (upload.filename, upload.data or b"", upload.mime)
         else:
             uploads[key] = (upload.name, upload.read_bytes(), "video/mp4")
-    return Body(data=data, files=uploads)
+    return RequestBody(data=data, files=uploads)
 
 
 def _size(size: str) -> tuple[int, int]:

@@ -15,8 +15,6 @@ from typing import Any
 
 from sora_nb.errors import InvalidRequestError
 
-JOB_PARAMS = ("model", "size", "seconds", "seed", "image")
-
 
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]

@@ -13,6 +13,7 @@ from sora_nb.errors import ResponseFormatError
 
 Status = Literal["queued", "in_progress", "completed", "failed", "cancelled", "expired"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "expired"})
+SHOWN_STATUS = 60  # characters of a server's status word (``raw_status``) quoted in a message
 _STATUS_WORDS: dict[str, Status] = {
     **dict.fromkeys(
         (

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sora_nb
-from sora_nb import jobs
+from sora_nb import engine as engines
 from sora_nb.runner import get_runner
 from sora_nb.server import ServerHandle
 from sora_nb.transport import MAX_IDLE_PER_ORIGIN
@@ -80,9 +80,9 @@ def test_200_concurrent_jobs_from_one_kernel(configured: Configured, record: Cal
     wall = time.monotonic() - started
     assert len(set(paths)) == 200 and all(p.read_bytes()[4:8] == b"ftyp" for p in paths)
     assert len(handle.app.store.jobs()) == 200
-    engine = jobs._engine
+    engine = engines._engine
     assert engine is not None
-    api_limit = engine.client._limits.max_connections or 0
+    api_limit = engine.client.wire.limits.max_connections or 0
     download_threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio.to_thread's default executor
     limit = api_limit + download_threads + MAX_IDLE_PER_ORIGIN
     peak = max(seen["connections"])

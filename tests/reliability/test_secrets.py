@@ -19,7 +19,8 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 import sora_nb
-from sora_nb import config, jobs
+from sora_nb import config
+from sora_nb import engine as engines
 from sora_nb.server import ServerHandle
 
 KEY = "sk-reliability-SECRET-5b1e77"
@@ -63,7 +64,7 @@ def test_the_key_appears_nowhere_in_process(
         with pytest.raises(sora_nb.SoraError) as caught:
             bad()
         errors.append(caught.value)
-    engine = jobs._engine
+    engine = engines._engine
     assert engine is not None
     sora_nb.configure(api_key=WRONG)  # a wrong key: the error must not echo it either
     with pytest.raises(sora_nb.AuthenticationError) as refused:

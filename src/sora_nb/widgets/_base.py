@@ -25,8 +25,8 @@ import ipywidgets
 from PIL import Image
 
 from sora_nb.cache import open_asset
-from sora_nb.client import MAX_IMAGE_PIXELS
 from sora_nb.errors import one_line
+from sora_nb.media import MAX_IMAGE_PIXELS
 from sora_nb.progress import WORDS
 
 log = logging.getLogger("sora_nb")

@@ -1,0 +1,185 @@
+"""Where jobs go, and what they share there.
+
+``resolve_backend()`` turns the settings into a Backend (starting the embedded local preview server, once per
+process and lazily, when no base URL is configured); an Engine is what every job of one configuration shares:
+the client, the cache, concurrency slots, the batch poller and the images still downloading. ``get_engine()``
+gives the one for the settings in force, on the runner loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sora_nb import errors
+from sora_nb.cache import VideoCache
+from sora_nb.client import AsyncVideosClient
+from sora_nb.config import Settings, default_cache_dir, settings
+from sora_nb.downloads import Variant
+from sora_nb.polling import BatchPoller
+from sora_nb.providers import get_provider
+from sora_nb.video import Video
+
+log = logging.getLogger("sora_nb")
+LOCAL_LABEL = "local preview"
+AUX_VARIANTS: tuple[Variant, ...] = ("thumbnail", "spritesheet")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where jobs go: the URL, the key, a label for people and an identity for request fingerprints."""
+
+    base_url: str
+    api_key: str | None = field(repr=False)
+    provider: str
+    label: str
+    identity: str
+    local: bool
+
+
+_local_server: Any = None
+_local_lock = threading.Lock()
+
+
+def _local_backend(speed: float, cache_dir: Path) -> Backend:
+    global _local_server
+    with _local_lock:
+        if _local_server is None or not _local_server.running:
+            from sora_nb.server import start
+
+            # with a cache dir configured, the local server's jobs live beside the cache (one folder holds all);
+            # with the default one, in the server's own default folder
+            data_dir = None if cache_dir == default_cache_dir() else cache_dir / "local-server"
+            _local_server = start(speed=speed, data_dir=data_dir)
+            log.info("sora_nb: started the local preview server at %s", _local_server.base_url)
+        server = _local_server
+    return Backend(
+        base_url=server.base_url,
+        api_key=server.key,
+        provider="openai",
+        label=LOCAL_LABEL,
+        identity="local-preview",
+        local=True,
+    )
+
+
+def resolve_backend(current: Settings | None = None) -> Backend:
+    """The backend for ``current`` settings, starting the embedded local server if no base URL is set."""
+    current = current or settings()
+    if not current.base_url:  # Settings.local, spelled so that mypy knows base_url is a str below
+        if current.api_key:
+            log.warning(
+                "sora_nb: an API key is set but no base URL. OpenAI's hosted video API closed on "
+                "2026-09-24; set SORA_NB_BASE_URL (or configure(base_url=...)) to your gateway. "
+                "Using the local preview server."
+            )
+        return _local_backend(current.local_speed, current.cache_dir)
+    provider = get_provider(current.provider)
+    url = httpx.URL(provider.base_url(current.base_url))
+    return Backend(
+        base_url=str(url),
+        api_key=current.api_key,
+        provider=current.provider,
+        label=url.host or str(url),
+        identity=f"{url.scheme}://{url.netloc.decode()}{url.path}",
+        local=False,
+    )
+
+
+class Engine:
+    """What jobs share for one configuration: the client, the cache, concurrency slots and the poller."""
+
+    def __init__(self, backend: Backend, config: Settings) -> None:
+        self.backend = backend
+        self.settings = config
+        self.client = AsyncVideosClient(
+            backend.base_url,
+            backend.api_key,
+            provider=backend.provider,
+            api_version=config.api_version,
+            timeout=config.timeout,
+            idle_timeout=config.timeout / 2,  # a download receiving nothing this long is resumed
+            max_connections=max(8, 2 * config.max_concurrency),
+        )
+        self.cache = VideoCache(config.cache_dir)
+        self.slots = asyncio.Semaphore(config.max_concurrency)
+        # Images are downloaded outside a job's slot; bounded so that with the videos of the jobs in their slots
+        # they never need more download threads than the client has (max_connections >= 2 * max_concurrency).
+        self.aux_slots = asyncio.Semaphore(config.max_concurrency)
+        self.aux: dict[str, asyncio.Task[None]] = {}
+        self._guards: dict[str, asyncio.Lock] = {}
+        self.poller = BatchPoller(self.client)
+        self.users = 0
+        self.retired = False
+
+    async def release(self) -> None:
+        """A job is done with this engine."""
+        self.users -= 1
+        await self.close_if_idle()
+
+    def guard(self, name: str) -> asyncio.Lock:
+        """This process's lock for ``name``, taken before the file lock of the same name: jobs of one process
+        queue here, and only other processes wait on the file lock (filelock refuses a second blocking acquire
+        from a reused worker thread)."""
+        return self._guards.setdefault(name, asyncio.Lock())
+
+    async def close_if_idle(self) -> None:
+        """Close the connections of a replaced engine that no job uses any more."""
+        if self.retired and self.users <= 0:
+            await self.client.aclose()
+
+    def fetch_aux(self, video: Video) -> asyncio.Task[None]:
+        """Start downloading the thumbnail and spritesheet of ``video``, both at once, as a task of their own.
+
+        Best effort: one that fails is logged and left out, and it never fails a job. Each file appears whole
+        or not at all (the client downloads to ``.part`` and renames). The engine stays open until they end.
+        """
+        self.users += 1
+        task = asyncio.ensure_future(self._fetch_aux(video))
+        self.aux[video.id] = task
+        task.add_done_callback(lambda done: self.aux.pop(video.id) if self.aux.get(video.id) is done else None)
+        return task
+
+    async def _fetch_aux(self, video: Video) -> None:
+        try:
+            await asyncio.gather(*(self._fetch_one(video, variant) for variant in AUX_VARIANTS))
+        except Exception:  # a bug must not vanish, nor touch the job, whose video is already here
+            log.exception("sora_nb: fetching the images of %s failed unexpectedly", video.id)
+        finally:
+            await self.release()
+
+    async def _fetch_one(self, video: Video, variant: Variant) -> None:
+        async with self.aux_slots:
+            try:
+                await self.client.download(video.id, self.cache.asset_path(video.id, variant), variant=variant)
+            except (errors.SoraError, OSError) as exc:  # OSError: the cache entry was removed meanwhile
+                log.info("sora_nb: no %s for %s (%s)", variant, video.id, exc)
+
+
+_engine: Engine | None = None
+_engine_lock: asyncio.Lock | None = None
+
+
+async def get_engine() -> Engine:
+    """The engine for the settings in force (rebuilt after configure()); runs on the runner loop.
+
+    A replaced engine is closed once the last job using it has finished.
+    """
+    global _engine, _engine_lock
+    _engine_lock = _engine_lock or asyncio.Lock()
+    async with _engine_lock:
+        current = settings()
+        if _engine is None or _engine.settings != current:
+            backend = await asyncio.to_thread(resolve_backend, current)
+            if _engine is not None:
+                _engine.retired = True
+                await _engine.close_if_idle()
+            _engine = Engine(backend, current)
+        _engine.users += 1
+        return _engine
