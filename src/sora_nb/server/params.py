@@ -30,7 +30,8 @@ MODEL_SIZES: dict[str, tuple[str, ...]] = {
 }
 RESELLER_MODELS: dict[str, tuple[str, ...]] = {"sora-1.0": _PRO, "sora-turbo": _PRO}
 """The json-fields reseller's own model names (its docs: ``sora-1.0``, ``sora-turbo``)."""
-RESELLER_SECONDS = (5, 10, 15)
+RESELLER_SECONDS = (10,)
+"""The durations the reseller's docs show besides the official ones (``duration`` 10); no others are guessed."""
 DEFAULT_MODEL = "sora-2"
 DEFAULT_SIZE = "720x1280"
 _ASPECTS = {"16:9": "landscape", "9:16": "portrait"}
