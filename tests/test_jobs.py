@@ -118,6 +118,34 @@ def test_deadline_keeps_the_job_attachable(configured: Configured) -> None:
     assert sora_nb.attach(job.id).result(timeout=60).is_file()
 
 
+@pytest.mark.parametrize("clock", ["result-timeout", "await-wait_for", "deadline"])
+def test_the_clients_own_clock_never_cancels_the_job(configured: Configured, clock: str) -> None:
+    """A timeout or a deadline of the client's stops waiting; it never sends DELETE (on vLLM-Omni, Unsloth and
+    the local server a DELETE kills the render). Only an explicit cancel() does (the test above)."""
+    handle = configured(speed=0.5)
+    if clock == "deadline":
+        sora_nb.configure(deadline=0.5)
+    job = sora_nb.submit(f"a slow sunrise over the sea ({clock})")
+    if clock == "result-timeout":
+        with pytest.raises(TimeoutError):
+            job.result(timeout=0.5)
+    elif clock == "await-wait_for":
+
+        async def impatient() -> None:
+            await asyncio.wait_for(job, timeout=0.5)
+
+        with pytest.raises(TimeoutError):
+            asyncio.run(impatient())
+    else:
+        with pytest.raises(errors.DeadlineExceededError):
+            job.result(timeout=30)
+        sora_nb.configure(deadline=None)
+    assert job.id is not None and handle.app.deletes[job.id] == 0
+    finished = job if clock != "deadline" else sora_nb.submit(f"a slow sunrise over the sea ({clock})")
+    assert finished.result(timeout=60).is_file()  # still running on the server, so waiting again gets the video
+    assert handle.app.deletes[job.id] == 0 and len(handle.app.store.jobs()) == 1  # one create, never re-sent
+
+
 def test_concurrency_limit_and_batched_status_requests(configured: Configured) -> None:
     handle = configured(speed=1.0)
     sora_nb.configure(max_concurrency=3)

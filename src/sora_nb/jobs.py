@@ -130,7 +130,9 @@ class Job:
 
     async def _wait(self) -> Path:
         try:
-            return await asyncio.wrap_future(self._future)
+            # shielded: a caller's own timeout (``asyncio.wait_for(job, 5)``) stops its wait, never the job;
+            # only cancel() cancels, since on several engines a DELETE kills the render
+            return await asyncio.shield(asyncio.wrap_future(self._future))
         except asyncio.CancelledError:
             if self._future.cancelled():
                 raise self.error or errors.JobCancelledError("the job was cancelled") from None
