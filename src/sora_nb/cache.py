@@ -99,22 +99,29 @@ def video_params(video: Video | None, request: Mapping[str, Any]) -> dict[str, s
 
 
 # ----- path safety: a shared cache may hold links to anyone's files -----------------------------------------------
-def _own_file(root: Path, path: Path) -> bool:
-    """Whether ``path`` is a regular file under ``root`` reached through no link (file, video folder or
-    ``videos``) and lying inside it. The cache reports only such files, so nothing it serves, packs or copies is
-    someone's link to ``~/.ssh``; a refused file is named in the log. ``root`` itself may be a link."""
+def _own_assets(root: Path, directory: Path) -> dict[str, Path]:
+    """The assets of one video folder that are regular files under ``root`` reached through no link (not the file,
+    its folder or ``videos``). The cache reports only such files, so nothing it serves, packs or copies is
+    someone's link to ``~/.ssh``; a refused file is named in the log. ``root`` itself may be a link.
+
+    The folder is checked once and each file with one ``lstat``: a listing does this for every cached video."""
     try:
-        parts = path.relative_to(root).parts
-        steps = [root.joinpath(*parts[: n + 1]) for n in range(len(parts))]
-        linked = any(step.is_symlink() for step in steps)
-        inside = path.resolve().is_relative_to(root.resolve())  # also catches a Windows junction, not a symlink
-        if not linked and inside and stat.S_ISREG(path.lstat().st_mode):
-            return True
-    except (OSError, ValueError, RuntimeError):  # absent, unreadable, not under root, a link loop
-        pass
-    if os.path.lexists(path):
-        log.warning("sora_nb: skipped %s: a link or not a regular file inside the cache %s", path, root)
-    return False
+        linked = (root / "videos").is_symlink() or directory.is_symlink()
+        inside = directory.resolve().is_relative_to(root.resolve())  # also catches a Windows junction
+    except (OSError, RuntimeError):  # unreadable, a link loop
+        linked, inside = True, False
+    found: dict[str, Path] = {}
+    for variant, name in ASSET_FILES.items():
+        path = directory / name
+        try:
+            mode = path.lstat().st_mode
+        except OSError:  # absent (a video without a spritesheet), or unreadable
+            continue
+        if not linked and inside and stat.S_ISREG(mode):
+            found[variant] = path
+        else:
+            log.warning("sora_nb: skipped %s: a link or not a regular file inside the cache %s", path, root)
+    return found
 
 
 def open_asset(path: Path) -> BinaryIO:
@@ -272,7 +279,7 @@ class VideoCache:
         if checked is None:
             return None
         record, video = checked
-        found = {v: directory / name for v, name in ASSET_FILES.items() if _own_file(self.root, directory / name)}
+        found = _own_assets(self.root, directory)
         return CachedVideo(
             id=record["id"],
             directory=directory,
