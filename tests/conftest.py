@@ -53,6 +53,8 @@ PROVIDER_FOR_DIALECT = {
     "new-api": "new-api",
     "azure": "azure",
 }
+# the self-hosted engine dialects (`sora-nb serve --dialect ...`); each has the client profile of its name
+ENGINE_DIALECTS = ("sglang", "vllm-omni", "aquiles", "unsloth", "localai", "omlx")
 
 
 @pytest.fixture
@@ -68,7 +70,7 @@ def configured(make_server: Callable[..., ServerHandle], tmp_path: Path) -> Iter
         sora_nb.configure(
             base_url=handle.url if handle.dialect == "azure" else handle.base_url,
             api_key=handle.key,
-            provider=PROVIDER_FOR_DIALECT[handle.dialect],
+            provider=PROVIDER_FOR_DIALECT.get(handle.dialect, handle.dialect),
             cache_dir=tmp_path / "cache",
         )
         return handle

@@ -15,6 +15,16 @@ from typing import Any, Literal
 from sora_nb.errors import InvalidRequestError
 
 Encoding = Literal["json", "multipart", "auto"]
+Progress = Literal["real", "jump", "fake"]
+
+# The open-model keywords (RequestParams) by their name on the wire, as the diffusers-based engines spell them.
+DIFFUSERS_SPELLING: dict[str, str] = {
+    "negative_prompt": "negative_prompt",
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "fps": "fps",
+    "frames": "num_frames",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,29 @@ class Provider:
     fields: Literal["openai", "json-fields"] = "openai"
     path_prefix: str = "/v1"
     needs_api_version: bool = False
+    engine: bool = False
+    """A self-hosted engine: sora_nb asks it once per base URL which models it serves (``GET /v1/models``)."""
+    spelling: dict[str, str] = field(default_factory=lambda: dict(DIFFUSERS_SPELLING), compare=False)
+    """The open-model keywords this service takes, by their wire name; a keyword missing here is refused
+    before anything is sent."""
+    image_file: str | None = "input_reference"
+    """The form field of an uploaded reference image (None: images always go as a URL or data URL)."""
+    image_url: str = "input_reference"
+    """The field of a reference image given as a URL or data URL."""
+    image_url_style: Literal["object", "string", "json-string"] = "object"
+    """``{"image_url": url}``, the URL itself, or ``{"image_url": url}`` as JSON text (a form field)."""
+    progress: Progress = "real"
+    """What the engine's ``progress`` is: a real percentage, 0 then 100 (``jump``), or made up (``fake``)."""
+    synchronous: bool = False
+    """The create answer holds the finished video (``data[0].url``/``b64_json``, or the MP4 itself)."""
+    create_path: str = "/videos"
+    strict_models: bool = False
+    """The engine serves only its loaded models: another name fails before the create, listing them."""
+    placeholder_key: str | None = None
+    """A Bearer value sent when no key is configured (an engine that wants some header but checks none)."""
+    start: str = ""
+    """The engine's own start command, and the ``base_url`` that goes with it (README, errors)."""
+    base_hint: str = ""
 
     def auth_headers(self, key: str | None) -> dict[str, str]:
         """The headers that carry ``key`` (none without a key)."""
@@ -59,6 +92,84 @@ PROVIDERS: dict[str, Provider] = {
         Provider("new-api", 'new-api style relays (task_ ids, "45%" progress); JSON bodies'),
         Provider("cdn-redirect", "content served by a redirect to a signed CDN URL (any profile follows these)"),
         Provider("auto", "multipart first, then JSON once if the server refuses it with 400/415", encoding="auto"),
+        Provider(
+            "sglang",
+            "SGLang diffusion: no auth, JSON, open-model fields top level, progress 0 -> 100",
+            engine=True,
+            image_file=None,
+            image_url="reference_url",
+            image_url_style="string",
+            progress="jump",
+            strict_models=True,
+            start="sglang serve --model-path Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+            base_hint="http://localhost:30000/v1",
+        ),
+        Provider(
+            "vllm-omni",
+            "vLLM-Omni: multipart only, the served model by name, progress 0 -> 100",
+            encoding="multipart",
+            engine=True,
+            image_url="image_reference",
+            image_url_style="json-string",
+            progress="jump",
+            strict_models=True,
+            start="vllm serve Wan-AI/Wan2.1-T2V-1.3B-Diffusers --omni --port 8000",
+            base_hint="http://localhost:8000/v1",
+        ),
+        Provider(
+            "vllm-omni-sync",
+            "vLLM-Omni's blocking /v1/videos/sync: one request answered with the MP4 itself (short clips)",
+            encoding="multipart",
+            engine=True,
+            image_url="image_reference",
+            image_url_style="json-string",
+            progress="jump",
+            synchronous=True,
+            create_path="/videos/sync",
+            strict_models=True,
+            start="vllm serve Wan-AI/Wan2.1-T2V-1.3B-Diffusers --omni --port 8000",
+            base_hint="http://localhost:8000/v1",
+        ),
+        Provider(
+            "aquiles",
+            "Aquiles-Image: some Bearer required, one job at a time, Sora sizes, no open-model fields, fake progress",
+            engine=True,
+            spelling={},
+            progress="fake",
+            placeholder_key="sora-nb",
+            start="aquiles-image serve --model wan2.2 --port 5500",
+            base_hint="http://localhost:5500/v1",
+        ),
+        Provider(
+            "unsloth",
+            "Unsloth Studio: Studio Bearer token, real progress, one job at a time, data-URL images only",
+            engine=True,
+            image_file=None,
+            start="unsloth studio -H 0.0.0.0 -p 8888",
+            base_hint="http://localhost:8888/v1",
+        ),
+        Provider(
+            "localai",
+            "LocalAI: synchronous JSON create answered with data[0].url or b64_json; step/cfg_scale",
+            engine=True,
+            spelling={**DIFFUSERS_SPELLING, "steps": "step", "guidance": "cfg_scale"},
+            image_file=None,
+            image_url="start_image",
+            image_url_style="string",
+            synchronous=True,
+            strict_models=True,
+            start="local-ai run  (or: docker run -p 8080:8080 localai/localai)",
+            base_hint="http://localhost:8080/v1",
+        ),
+        Provider(
+            "omlx",
+            "oMLX (Apple MLX): a loaded video model by name, steps/guidance/frames, size rounded to x16",
+            engine=True,
+            spelling={**DIFFUSERS_SPELLING, "steps": "steps", "guidance": "guidance", "frames": "frames"},
+            strict_models=True,
+            start="omlx serve --model-dir ~/models --port 8000",
+            base_hint="http://localhost:8000/v1",
+        ),
     )
 }
 
