@@ -7,9 +7,14 @@ what it answers.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -17,12 +22,21 @@ from urllib.parse import quote
 import httpx
 
 from sora_nb import errors
-from sora_nb.downloads import Downloader, ProgressCallback, Variant
-from sora_nb.providers import ImageInput, Provider, create_fields, encode, get_provider, load_image
-from sora_nb.video import Video, parse_video
-from sora_nb.wire import Wire, header_number
+from sora_nb.cache import cache_key
+from sora_nb.downloads import Downloader, ProgressCallback, Variant, keep, save_answer
+from sora_nb.providers import ImageInput, Provider, RequestBody, create_fields, encode, get_provider, load_image
+from sora_nb.video import Video, parse_seconds, parse_time, parse_video
+from sora_nb.wire import Wire, header_number, is_json
 
 log = logging.getLogger("sora_nb")
+SYNC_READ_TIMEOUT = 3 * 3600.0  # a synchronous create holds the request open for the whole render
+
+
+def _temporary_path(video_id: str) -> Path:
+    """Where a synchronous answer's MP4 goes when the caller names no place."""
+    folder = Path(tempfile.gettempdir()) / "sora-nb-sync"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{cache_key(video_id)}.mp4"
 
 
 class AsyncVideosClient:
@@ -126,12 +140,30 @@ class AsyncVideosClient:
         seconds: int | str | None = None,
         image: str | Path | bytes | ImageInput | None = None,
         seed: int | None = None,
+        negative_prompt: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        fps: int | None = None,
+        frames: int | None = None,
+        result_path: Callable[[str], Path] | None = None,
+        render_timeout: float = SYNC_READ_TIMEOUT,
         **extra: Any,
     ) -> Video:
-        """Create a video job (``POST /videos``); never re-sent once it may have reached the server."""
+        """Create a video job (``POST /videos``); never re-sent once it may have reached the server.
+
+        The open-model parameters (``negative_prompt``, ``steps``, ``guidance``, ``fps``, ``frames``) go in the
+        provider's spelling; one it does not take is an InvalidRequestError before anything is sent. A
+        synchronous engine (``provider.synchronous``) answers with the video itself: the Video returned is then
+        ``completed``, its ``url`` the result's URL, or the ``file:`` URI of the MP4 written whole and valid to
+        ``result_path(video_id)`` (default: a temporary folder); the request may stay open ``render_timeout``
+        seconds while it renders.
+        """
         ref = image if isinstance(image, ImageInput) or image is None else load_image(image)
         multipart = self.provider.encoding in ("multipart", "auto") or (
-            ref is not None and ref.data is not None and self.provider.fields == "openai"
+            ref is not None
+            and ref.data is not None
+            and self.provider.fields == "openai"
+            and self.provider.image_file is not None
         )
         fields, files = create_fields(
             self.provider,
@@ -143,8 +175,80 @@ class AsyncVideosClient:
             image=ref,
             extra=extra,
             multipart=multipart,
+            params={
+                "negative_prompt": negative_prompt,
+                "steps": steps,
+                "guidance": guidance,
+                "fps": fps,
+                "frames": frames,
+            },
         )
-        return await self._post("create", "/videos", fields, files)
+        if not self.provider.synchronous:
+            return await self._post("create", self.provider.create_path, fields, files)
+        asked = Video(
+            id="",
+            status="completed",
+            raw_status="completed",
+            model=model,
+            prompt=prompt,
+            size=size,
+            seconds=parse_seconds(seconds),
+            created_at=int(time.time()),
+        )
+        body = encode(fields, multipart=multipart or bool(files), files=files)
+        return await self._create_sync(body, asked, result_path or _temporary_path, render_timeout)
+
+    async def _create_sync(
+        self, body: RequestBody, asked: Video, result_path: Callable[[str], Path], render_timeout: float
+    ) -> Video:
+        """A synchronous engine's create: its answer, the video itself, read into a completed Video."""
+        response = await self.wire.request(
+            "create",
+            "POST",
+            self.provider.create_path,
+            body=body,
+            resend="unsent",
+            read_timeout=render_timeout,
+            stream_media=True,
+        )
+        if not is_json(response):  # the MP4 itself (vLLM-Omni's /videos/sync), still on the wire
+            video_id = response.headers.get("x-request-id") or f"sync-{uuid.uuid4().hex}"
+            try:
+                path = await save_answer(response, result_path(video_id), video_id=video_id, server=self.wire.server)
+            finally:
+                await response.aclose()
+            model = response.headers.get("x-model") or asked.model
+            return dataclasses.replace(
+                asked, id=video_id, model=model, completed_at=int(time.time()), url=path.as_uri()
+            )
+        payload = self.wire.json(response)
+        if not (isinstance(payload, Mapping) and isinstance(payload.get("data"), list)):
+            return parse_video(payload)  # a job record after all: it is polled as any job is
+        item = payload["data"][0] if payload["data"] else None  # LocalAI: {id, created, data: [{url}|{b64_json}]}
+        video_id = str(payload.get("id") or f"sync-{uuid.uuid4().hex}")
+        video = dataclasses.replace(
+            asked,
+            id=video_id,
+            created_at=parse_time(payload.get("created")) or asked.created_at,
+            completed_at=int(time.time()),
+        )
+        if isinstance(item, Mapping) and isinstance(item.get("b64_json"), str):
+            dest = result_path(video_id)
+            part = dest.with_name(dest.name + ".part")
+            try:
+                part.write_bytes(base64.b64decode(item["b64_json"], validate=True))
+            except binascii.Error:
+                raise errors.ResponseFormatError(
+                    f"the b64_json of {video_id!r} from {self.wire.server} is not base64; nothing was kept"
+                ) from None
+            path = keep(part, dest, variant="video", video_id=video_id, total=None)
+            return dataclasses.replace(video, url=path.as_uri())
+        url = item.get("url") if isinstance(item, Mapping) else None
+        if not isinstance(url, str) or not url:
+            raise errors.ResponseFormatError(
+                f"the synchronous answer for {video_id!r} has neither data[0].url nor data[0].b64_json"
+            )
+        return dataclasses.replace(video, url=str(self.wire.base.join(url)))  # a relative URL is the server's
 
     async def retrieve(self, video_id: str) -> Video:
         """The job's current record (``GET /videos/{id}``)."""

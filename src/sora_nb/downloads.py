@@ -45,6 +45,46 @@ def content_range(value: str | None) -> tuple[int, int, int | None] | None:
     return None if total is not None and last >= total else (first, last, total)
 
 
+def keep(part: Path, dest: Path, *, variant: str, video_id: str, total: int | None) -> Path:
+    """Rename ``part`` to ``dest`` if it is the whole, valid asset: ``total`` bytes when that is declared (else
+    whole by its own framing), beginning as its kind does. Otherwise ``part`` is removed: DownloadError."""
+    with part.open("rb") as f:
+        head = f.read(24)
+    size = part.stat().st_size
+    if (size != total if total is not None else not whole(variant, part)) or not media_ok(variant, head):
+        part.unlink(missing_ok=True)
+        raise errors.DownloadError(f"the {variant} of {video_id!r} arrived incomplete or invalid; nothing was kept")
+    part.replace(dest)
+    return dest
+
+
+async def save_answer(response: httpx.Response, dest: Path, *, video_id: str, server: str) -> Path:
+    """Stream an open answer's body (the MP4 a synchronous engine answers a create with) to ``dest`` via
+    ``dest.part``, one chunk in memory at a time; kept only if it is as long as declared and a whole MP4 by its
+    own framing (a body cut short is never taken for a video). The caller closes ``response``."""
+    part = dest.with_name(dest.name + ".part")
+    declared = None if response.headers.get("content-encoding") else header_int(response.headers.get("content-length"))
+    received = 0
+    try:
+        with part.open("wb") as out:
+            async for chunk in response.aiter_bytes():
+                out.write(chunk)
+                received += len(chunk)
+    except (httpx.TransportError, OSError) as exc:
+        part.unlink(missing_ok=True)
+        raise errors.DownloadError(
+            f"{server} was sending the video of {video_id!r} when the transfer failed ({type(exc).__name__}); "
+            "nothing was kept. Run the request again: this engine answers the create with the video itself"
+        ) from None
+    if declared is not None and received != declared:
+        part.unlink(missing_ok=True)
+        raise errors.DownloadError(
+            f"{server} sent {received} of the {declared} bytes of the video of {video_id!r}; nothing was kept. "
+            "Run the request again"
+        )
+    return keep(part, dest, variant="video", video_id=video_id, total=None)
+
+
 class Downloader:
     """Downloads over one wire, each body on a thread of this downloader's own pool."""
 
@@ -136,13 +176,7 @@ class Downloader:
             if part.stat().st_size >= total if total is not None else whole(variant, part):
                 break  # without a declared length, only the file's own framing says it is whole
             attempt = self._retry(attempt, None, video_id)
-        with part.open("rb") as f:
-            head = f.read(24)
-        size = part.stat().st_size
-        if (total is not None and size != total) or not media_ok(variant, head):
-            raise errors.DownloadError(f"the {variant} of {video_id!r} arrived incomplete or invalid; nothing was kept")
-        part.replace(dest)
-        return dest
+        return keep(part, dest, variant=variant, video_id=video_id, total=total)
 
     @staticmethod
     def _declared(response: httpx.Response, variant: str, video_id: str) -> tuple[int, int | None]:

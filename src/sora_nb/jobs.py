@@ -24,9 +24,10 @@ from sora_nb.config import settings
 from sora_nb.costs import Budget, estimate_job
 from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
+from sora_nb.media import first_frame
 from sora_nb.polling import TRANSIENT, ProgressTrend, poll
 from sora_nb.providers import ImageInput
-from sora_nb.request import RequestParams, file_digest, generation_request, prompt_request
+from sora_nb.request import OPEN_PARAMS, RequestParams, file_digest, generation_request, prompt_request
 from sora_nb.runner import get_runner
 from sora_nb.video import SHOWN_STATUS, Video
 
@@ -86,6 +87,7 @@ class Job:
         self._image = image
         self._source_path = source_path
         self._source_job = source_job  # a remix/edit/extension is priced by its source's record
+        self._answered: Video | None = None  # a synchronous engine's create answer: the finished video itself
         self._observers: list[Callable[[Job], None]] = []
         self.trend = ProgressTrend()
         self._future: concurrent.futures.Future[Path] = get_runner().submit(self._run())
@@ -175,7 +177,7 @@ class Job:
                     assert key is not None
                     await self._create(engine, key)
                 assert self.id is not None
-                video = await poll(engine.poller, self.id, self, deadline=engine.settings.deadline)
+                video = self._answered or await poll(engine.poller, self.id, self, deadline=engine.settings.deadline)
                 if video.status == "failed":
                     reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
@@ -263,15 +265,21 @@ class Job:
         client, r = engine.client, self.request
         if self.kind == "generate":
             extra = dict(r.get("extra") or {})
-            return await client.create(
+            video = await client.create(
                 r["prompt"],
                 model=r.get("model"),
                 size=r.get("size"),
                 seconds=r.get("seconds"),
                 seed=r.get("seed"),
                 image=self._image,
+                **{name: r.get(name) for name in OPEN_PARAMS},
+                result_path=lambda video_id: engine.cache.asset_path(video_id, "video"),  # written whole, or not
+                render_timeout=engine.settings.deadline,  # it renders while the request is open
                 **extra,
             )
+            if video.status == "completed" and client.provider.synchronous:
+                self._answered = video  # no polling: downloaded (its url) or already in the cache (its bytes)
+            return video
         if self.kind == "remix":
             return await client.remix(r["source"], r["prompt"])
         source: str | Path = self._source_path or r["source"]
@@ -301,7 +309,12 @@ class Job:
                 if hit is None:
                     await self._fetch(engine, video)
                     cache.save_record(video, request=self.request, backend=engine.backend.label)  # usable at once
-                    aux = engine.fetch_aux(video)  # only for a video that is here: no image outlives a failure
+                    if self._answered is None:  # only for a video that is here: no image outlives a failure
+                        aux = engine.fetch_aux(video)
+                    else:  # a synchronous engine serves no images: a poster from the first frame, made here
+                        await asyncio.to_thread(
+                            first_frame, cache.asset_path(video.id), cache.asset_path(video.id, "thumbnail")
+                        )
                     hit = cache.get(video.id)
                 assert hit is not None and hit.path is not None
                 path = hit.path
@@ -336,16 +349,19 @@ class Job:
         def progress(done: int, total: int | None) -> None:
             self._set(bytes_done=done, bytes_total=total)
 
+        dest = cache.asset_path(video.id, "video")
+        if self._answered is not None:  # its bytes came with the answer, or its URL: no content endpoint there
+            if not dest.is_file():
+                await client.download(video.id, dest, url=video.url, on_progress=progress)
+            return
         for attempt in range(DOWNLOAD_ATTEMPTS):
             try:
-                await client.download(video.id, cache.asset_path(video.id, "video"), on_progress=progress)
+                await client.download(video.id, dest, on_progress=progress)
                 break
             except errors.NotFoundError:
                 if not video.url:
                     raise
-                await client.download(
-                    video.id, cache.asset_path(video.id, "video"), url=video.url, on_progress=progress
-                )
+                await client.download(video.id, dest, url=video.url, on_progress=progress)
                 break
             except (*TRANSIENT, errors.DownloadError) as exc:
                 if attempt == DOWNLOAD_ATTEMPTS - 1:
@@ -370,7 +386,8 @@ def submit(prompt: str, *, new: bool = False, **params: Unpack[RequestParams]) -
         prompt: what the video should show.
         new: make a fresh take even if this request was made before (it may cost money).
         **params: the request parameters, :class:`~sora_nb.request.RequestParams` (model, size, seconds, seed,
-            image); other keywords are sent to the service as they are.
+            image, and the open-model negative_prompt, steps, guidance, fps, frames); other keywords are sent to
+            the service as they are.
     """
     request, image = generation_request(prompt, params, default_model=settings().model)
     return Job("generate", request, new=new, image=image)

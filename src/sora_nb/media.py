@@ -104,3 +104,24 @@ def probe(path: Path) -> VideoShape | None:
             return VideoShape(width=width, height=height, duration=duration)
     except (av.FFmpegError, OSError, ValueError, StopIteration):
         return None
+
+
+def first_frame(video: Path, dest: Path, width: int = 640) -> bool:
+    """Write the first frame of a local video to ``dest`` as a WEBP at most ``width`` wide (via ``dest.part``):
+    the poster of a video whose server serves none. False, and nothing written, if no frame decodes."""
+    import av
+
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with av.open(str(video), mode="r") as container:
+            frame = next(iter(container.decode(video=0)), None)
+            if frame is None:
+                return False
+            image = frame.to_image()
+        image.thumbnail((width, width))
+        image.save(part, format="WEBP")
+        part.replace(dest)
+        return True
+    except (av.FFmpegError, OSError, ValueError):
+        part.unlink(missing_ok=True)
+        return False

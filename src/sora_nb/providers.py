@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,6 +291,45 @@ def _size(size: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def engine_name(provider: Provider) -> str:
+    """How messages name the service of ``provider`` ("Aquiles-Image", "LocalAI"; a gateway profile by its name)."""
+    return provider.summary.split(":")[0] if provider.engine else f"provider={provider.name!r}"
+
+
+def open_fields(provider: Provider, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The open-model parameters that are set, by ``provider``'s wire names; InvalidRequestError, before anything
+    is sent, for one the service does not take."""
+    fields: dict[str, Any] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        wire = provider.spelling.get(name)
+        if wire is None:
+            takes = (
+                f"of these it takes only {', '.join(provider.spelling)}"
+                if provider.spelling
+                else "it takes no open-model parameters"
+            )
+            others = ", ".join(p.name for p in PROVIDERS.values() if p.engine and name in p.spelling)
+            raise InvalidRequestError(
+                f"{engine_name(provider)} takes no {name}; leave it out ({takes}), or send it to an engine that "
+                f"does ({others}).",
+                param=name,
+            )
+        fields[wire] = value
+    return fields
+
+
+def _image_url(provider: Provider, image: ImageInput) -> Any:
+    """The reference image as a URL field in ``provider``'s style."""
+    url = image.as_url()
+    if provider.image_url_style == "string":
+        return url
+    if provider.image_url_style == "json-string":
+        return json.dumps({"image_url": url})
+    return {"image_url": url}
+
+
 def create_fields(
     provider: Provider,
     *,
@@ -301,11 +341,14 @@ def create_fields(
     image: ImageInput | None,
     extra: Mapping[str, Any],
     multipart: bool,
+    params: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, ImageInput]]:
-    """The fields (and file uploads) of a create request in ``provider``'s names."""
+    """The fields (and file uploads) of a create request in ``provider``'s names; ``params`` are the open-model
+    parameters (``negative_prompt``, ``steps``, ...), sent in the provider's spelling when set."""
     files: dict[str, ImageInput] = {}
+    opened = open_fields(provider, params or {})
     if provider.fields == "json-fields":
-        fields: dict[str, Any] = {"prompt": prompt, "model": model, "seed": seed}
+        fields: dict[str, Any] = {"prompt": prompt, "model": model, "seed": seed, **opened}
         if seconds is not None:
             try:
                 duration = float(seconds)
@@ -317,12 +360,12 @@ def create_fields(
         if image is not None:
             fields["image"] = image.as_url()
         return {**fields, **extra}, files
-    fields = {"prompt": prompt, "model": model, "size": size, "seed": seed}
+    fields = {"prompt": prompt, "model": model, "size": size, "seed": seed, **opened}
     if seconds is not None:
         fields["seconds"] = str(seconds)
     if image is not None:
-        if multipart and image.data is not None:
-            files["input_reference"] = image
+        if multipart and image.data is not None and provider.image_file is not None:
+            files[provider.image_file] = image
         else:
-            fields["input_reference"] = {"image_url": image.as_url()}
+            fields[provider.image_url] = _image_url(provider, image)
     return {**fields, **extra}, files

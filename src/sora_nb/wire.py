@@ -59,6 +59,12 @@ def header_int(value: str | None) -> int | None:
     return int(text) if header_number(text) is not None and text.isdigit() else None
 
 
+def is_json(response: httpx.Response) -> bool:
+    """Whether the answer is labelled JSON (``application/json``, ``application/problem+json``, ...)."""
+    ctype: str = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype.endswith(("/json", "+json"))
+
+
 class Wire:
     """HTTP to one API origin for one key: an async client for API calls, a sync one for download bodies.
 
@@ -225,8 +231,14 @@ class Wire:
         body: RequestBody | None = None,
         params: Mapping[str, Any] | None = None,
         resend: Literal["always", "unsent"] = "always",
+        read_timeout: float | None = None,
+        stream_media: bool = False,
     ) -> httpx.Response:
-        """One API call with retries; a SoraError for any answer that is not a success."""
+        """One API call with retries; a SoraError for any answer that is not a success.
+
+        ``read_timeout`` replaces the idle timeout (a synchronous engine renders while the request is open); with
+        ``stream_media`` a success that is not JSON comes back unread, to be streamed and closed by the caller.
+        """
         url = self.url(path).copy_merge_params(dict(params or {}))
         headers: dict[str, str] = {}
         if op == "create":
@@ -240,10 +252,15 @@ class Wire:
                 json=body.json if body and not body.multipart else None,
                 data=body.data if body and body.multipart else None,
                 files=(body.files or _ForceMultipart()) if body and body.multipart else None,
+                timeout=self._timeout
+                if read_timeout is None
+                else httpx.Timeout(self._timeout.connect, read=read_timeout),
             )
             self.requests[op] += 1
             try:
-                response = await self._read_capped(await self.send(request, stream=True))
+                response = await self.send(request, stream=True)
+                if not (stream_media and response.status_code < 400 and not is_json(response)):
+                    response = await self._read_capped(response)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt >= self.max_retries:
                     raise errors.ConnectError(f"cannot reach {self.server} ({type(exc).__name__})") from None
