@@ -14,7 +14,18 @@ from sora_nb.request import PARAMS, RequestParams, file_digest, generation_reque
 
 
 def test_the_parameters_are_the_typed_dicts_keys_and_each_has_a_cli_flag() -> None:
-    assert PARAMS == ("model", "size", "seconds", "seed", "image")
+    assert PARAMS == (
+        "model",
+        "size",
+        "seconds",
+        "seed",
+        "image",
+        "negative_prompt",
+        "steps",
+        "guidance",
+        "fps",
+        "frames",
+    )
     assert set(PARAMS) == set(RequestParams.__annotations__) == set(REQUEST_FLAGS)
 
 
@@ -26,8 +37,17 @@ def test_every_verb_takes_them_as_keywords_and_documents_them(verb: object) -> N
 
 
 def test_a_generation_record_holds_what_was_set() -> None:
-    request, image = generation_request("a fox", {"size": "1280x720", "seconds": 8, "fps": 24}, default_model="sora-2")
-    assert request == {"prompt": "a fox", "model": "sora-2", "size": "1280x720", "seconds": "8", "extra": {"fps": 24}}
+    request, image = generation_request(
+        "a fox", {"size": "1280x720", "seconds": 8, "fps": 24, "shift": 5}, default_model="sora-2"
+    )
+    assert request == {
+        "prompt": "a fox",
+        "model": "sora-2",
+        "size": "1280x720",
+        "seconds": "8",
+        "fps": 24,
+        "extra": {"shift": 5},
+    }
     assert image is None
     request, image = generation_request(
         "a fox", {"model": "m", "image": b"\x89PNG\r\n\x1a\n" + b"\0" * 64}, default_model=None

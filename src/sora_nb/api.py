@@ -18,7 +18,7 @@ from sora_nb.cache import VideoCache
 from sora_nb.config import settings
 from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request
 from sora_nb.jobs import Job, submit
-from sora_nb.request import PARAMS, RequestParams
+from sora_nb.request import PARAMS, RequestParams, open_labels, open_params
 from sora_nb.sweeps import differing, expand, label
 from sora_nb.widgets.gallery import Card, Gallery
 from sora_nb.widgets.job import VideoJob
@@ -139,6 +139,7 @@ def sweep(
     cards = []
     for request in requests:
         fills = request.pop("_fills", {})
+        open_params(request)  # a typo (steps=-5) is said before any job starts
         known = {k: request[k] for k in PARAMS if request.get(k) is not None}
         extra = {k: v for k, v in request.items() if k not in (*PARAMS, "prompt")}
         cost = estimate_request(
@@ -184,7 +185,8 @@ def history(
             continue
         request = {"prompt": entry.prompt, **params}
         saved = dt.datetime.fromtimestamp(entry.saved_at).strftime("%Y-%m-%d %H:%M")
-        cards.append(Card(label=saved, request=request, cached=entry))
+        shown = " · ".join([saved, *open_labels(entry.request)])  # steps=20 etc. tell takes of one prompt apart
+        cards.append(Card(label=shown, request=request, cached=entry))
     what = f"matching {query!r}" if query else "in the cache"
     return Gallery(f"History: {len(cards)} videos {what}", cards, local=False, autoplay=False)
 
@@ -217,6 +219,8 @@ def estimate(
     requests = expand(
         prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **params
     )
+    for r in requests:
+        open_params(r)  # a typo (steps=-5) is said now, not when the sweep runs
     parts = [estimate_request(r, local=local, prices=current.prices) for r in requests]
     total = None if any(p.usd is None for p in parts) else round(sum(p.usd or 0.0 for p in parts), 4)
     seconds_total = sum(p.seconds for p in parts)

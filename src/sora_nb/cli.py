@@ -25,6 +25,11 @@ REQUEST_FLAGS: dict[str, dict[str, Any]] = {
     "seconds": {"help": "clip length: 4, 8, 12, 16 or 20"},
     "image": {"type": Path, "help": "a PNG, JPEG or WEBP to start from (must match --size)"},
     "seed": {"type": int, "help": "seed, where the service supports one"},
+    "negative_prompt": {"help": "what the video should not show (open-weights engines)"},
+    "steps": {"type": int, "help": "denoising steps (num_inference_steps), e.g. 30"},
+    "guidance": {"type": float, "help": "guidance scale (guidance_scale), e.g. 5.0"},
+    "fps": {"type": int, "help": "frames per second"},
+    "frames": {"type": int, "help": "number of frames (num_frames); with --fps it sets the length"},
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-from sora_nb.errors import InvalidRequestError
+from sora_nb.errors import InvalidRequestError, one_line
 from sora_nb.providers import ImageInput, load_image
 
 
@@ -101,6 +101,16 @@ def open_params(params: Mapping[str, Any]) -> dict[str, Any]:
             continue
         found[name] = _number(name, value)
     return found
+
+
+def open_labels(request: Mapping[str, Any]) -> list[str]:
+    """A request's open-model parameters as short labels for chips and cards: ``steps=20``, ``not: blurry``."""
+    labels = []
+    for name in OPEN_PARAMS:
+        value = request.get(name)
+        if value is not None:
+            labels.append(f"not: {one_line(str(value), 40)}" if name == "negative_prompt" else f"{name}={value}")
+    return labels
 
 
 def generation_request(

@@ -20,6 +20,7 @@ import traitlets
 
 from sora_nb.cache import open_asset
 from sora_nb.jobs import Job
+from sora_nb.request import OPEN_PARAMS, open_labels
 from sora_nb.widgets._base import FINISHED, Throttle, Widget, assemble, poster_url, send_file
 
 log = logging.getLogger("sora_nb")
@@ -62,6 +63,9 @@ class VideoJob(Widget):
     video_model = traitlets.Unicode("", help="The model asked for (ipywidgets has `model`).").tag(sync=True)
     size = traitlets.Unicode("", help='The frame size, like "1280x720", once known.').tag(sync=True)
     seconds = traitlets.Unicode("", help="The clip's length in seconds, as text.").tag(sync=True)
+    open_params = traitlets.List(
+        traitlets.Unicode(), help='The open-model parameters asked for, as labels ("steps=20").'
+    ).tag(sync=True)
     backend = traitlets.Unicode("", help="Where the job runs: the server's host name.").tag(sync=True)
     local = traitlets.Bool(False, help="True on the embedded local preview server.").tag(sync=True)
     status = traitlets.Unicode("pending", help="The job's status (progress.WORDS has them all).").tag(sync=True)
@@ -148,6 +152,7 @@ class VideoJob(Widget):
             self.video_model = str(request.get("model") or "")
             self.size = size
             self.seconds = str(request.get("seconds") or "")
+            self.open_params = open_labels(request)
             self.width, self.height = (int(width), int(height)) if width.isdigit() and height.isdigit() else (0, 0)
             self.video_id = ""
             self.poster = ""
@@ -248,7 +253,7 @@ class VideoJob(Widget):
             return f"VideoJob(attached to {self._job.id!r})"
         shown = [repr(str(request.get("prompt") or ""))] + [
             f"{name}={request[name]!r}"
-            for name in ("model", "size", "seconds", "seed")
+            for name in ("model", "size", "seconds", "seed", *OPEN_PARAMS)
             if request.get(name) is not None
         ]
         return f"VideoJob({', '.join(shown)})"

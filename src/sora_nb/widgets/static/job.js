@@ -105,7 +105,8 @@ function view({ model, el: root }, files) {
     prompt.textContent = full;
     prompt.title = full;
     chips.replaceChildren(
-      ...[model.get("video_model"), model.get("size"), model.get("seconds") ? `${model.get("seconds")} s` : ""]
+      ...[model.get("video_model"), model.get("size"), model.get("seconds") ? `${model.get("seconds")} s` : "",
+        ...(model.get("open_params") || [])]
         .filter(Boolean).map((t) => el("span", { class: "sora-chip", text: t })),
       el("span", { class: `sora-chip sora-backend${model.get("local") ? " sora-local" : ""}`,
         text: model.get("backend") || "…" }),
