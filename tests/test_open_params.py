@@ -49,6 +49,12 @@ def png(width: int = 64, height: int = 48) -> bytes:
     return buffer.getvalue()
 
 
+def build(profile: str, **asked: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields and files ``create_fields`` makes for ``profile`` from a prompt and ``asked``."""
+    given: dict[str, Any] = {"model": None, "size": None, "seconds": None, "seed": None, "image": None}
+    return create_fields(PROVIDERS[profile], prompt="p", extra={}, **{"multipart": False, **given, **asked})
+
+
 # ----- checked on the client, before anything is sent ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "value", "advice"),
@@ -82,18 +88,7 @@ def test_the_record_holds_them_top_level_and_equal_values_are_one_request() -> N
 
 def test_each_profile_spells_them_its_own_way() -> None:
     def sent(profile: str) -> dict[str, Any]:
-        fields, _ = create_fields(
-            PROVIDERS[profile],
-            prompt="p",
-            model=None,
-            size=None,
-            seconds=None,
-            seed=None,
-            image=None,
-            extra={},
-            multipart=False,
-            params=OPEN,
-        )
+        fields, _ = build(profile, params=OPEN)
         return {k: v for k, v in fields.items() if v is not None and k != "prompt"}
 
     diffusers = {"negative_prompt": "blurry", "num_inference_steps": 20, "guidance_scale": 5, "fps": 16}
@@ -104,18 +99,7 @@ def test_each_profile_spells_them_its_own_way() -> None:
 
 
 def test_provider_openai_sends_exactly_what_it_did_when_none_is_given() -> None:
-    fields, files = create_fields(
-        PROVIDERS["openai"],
-        prompt="p",
-        model="sora-2",
-        size="1280x720",
-        seconds=4,
-        seed=None,
-        image=None,
-        extra={},
-        multipart=False,
-        params={"steps": None, "guidance": None},
-    )
+    fields, files = build("openai", model="sora-2", size="1280x720", seconds=4, params={"steps": None})
     assert fields == {"prompt": "p", "model": "sora-2", "size": "1280x720", "seed": None, "seconds": "4"}
     assert files == {}
 
@@ -258,17 +242,7 @@ def test_image_to_video_in_each_engines_form(configured: Setup, dialect: str, gi
     provider = PROVIDERS[dialect]
     ref = load_image(image)
     multipart = provider.encoding == "multipart" or (ref.data is not None and provider.image_file is not None)
-    fields, files = create_fields(
-        provider,
-        prompt="p",
-        model=None,
-        size=None,
-        seconds=None,
-        seed=None,
-        image=ref,
-        extra={},
-        multipart=multipart,
-    )
+    fields, files = build(dialect, image=ref, multipart=multipart)
     assert field in (*fields, *files)
     job = submit("a fox waking up", image=image)
     job.result(60)
