@@ -236,11 +236,16 @@ class AsyncVideosClient:
             dest = result_path(video_id)
             part = dest.with_name(dest.name + ".part")
             try:
-                part.write_bytes(base64.b64decode(item["b64_json"], validate=True))
+                data = base64.b64decode(item["b64_json"], validate=True)
             except binascii.Error:
                 raise errors.ResponseFormatError(
                     f"the b64_json of {video_id!r} from {self.wire.server} is not base64; nothing was kept"
                 ) from None
+            try:
+                part.write_bytes(data)
+            except OSError:
+                part.unlink(missing_ok=True)  # a full disk: no half-written file stays behind
+                raise
             path = keep(part, dest, variant="video", video_id=video_id, total=None)
             return dataclasses.replace(video, url=path.as_uri())
         url = item.get("url") if isinstance(item, Mapping) else None
