@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,23 @@ def test_the_create_may_stay_open_for_the_whole_render(make_server: Callable[...
     assert asyncio.run(run()) == "completed"
 
 
+def test_the_job_is_in_progress_while_the_create_is_open(configured: Setup) -> None:
+    sync_engine(configured, "localai", "localai", speed=2.0)  # a render of about two seconds
+    job = jobs.submit("a lighthouse at dusk")
+    while job.status == "pending":
+        time.sleep(0.01)
+    assert (job.status, job.id) == ("in_progress", None)  # rendering: no ID before the answer
+    job.result(60)
+    assert job.id is not None
+
+
 def test_a_failed_synchronous_render_is_the_engines_reason(configured: Setup) -> None:
     handle = sync_engine(configured, "localai", "localai")
     job = jobs.submit("moderation-test of a lighthouse")
-    with pytest.raises(errors.ServerError) as failed:
+    with pytest.raises(errors.GenerationFailedError) as failed:
         job.result(60)
-    assert "HTTP 500" in str(failed.value) and len(handle.app.store.jobs()) == 1
+    assert "HTTP 500: The prompt was blocked" in str(failed.value) and "render failed" in str(failed.value)
+    assert "service may be down" not in str(failed.value) and len(handle.app.store.jobs()) == 1
     assert sent()["create"] == 1  # a 500 after sending is ambiguous: never re-sent
 
 

@@ -202,15 +202,25 @@ class AsyncVideosClient:
         self, body: RequestBody, asked: Video, result_path: Callable[[str], Path], render_timeout: float
     ) -> Video:
         """A synchronous engine's create: its answer, the video itself, read into a completed Video."""
-        response = await self.wire.request(
-            "create",
-            "POST",
-            self.provider.create_path,
-            body=body,
-            resend="unsent",
-            read_timeout=render_timeout,
-            stream_media=True,
-        )
+        try:
+            response = await self.wire.request(
+                "create",
+                "POST",
+                self.provider.create_path,
+                body=body,
+                resend="unsent",
+                read_timeout=render_timeout,
+                stream_media=True,
+            )
+        except errors.ServerError as exc:
+            if exc.status != 500:
+                raise
+            # the render runs inside this request: a 500 carrying the engine's reason is the render failing
+            raise errors.GenerationFailedError(
+                f"{exc.message} (the engine's render failed; change the request and run it again)",
+                status=500,
+                code=exc.code,
+            ) from None
         if not is_json(response):  # the MP4 itself (vLLM-Omni's /videos/sync), still on the wire
             video_id = response.headers.get("x-request-id") or f"sync-{uuid.uuid4().hex}"
             try:

@@ -265,6 +265,8 @@ class Job:
         client, r = engine.client, self.request
         if self.kind == "generate":
             extra = dict(r.get("extra") or {})
+            if client.provider.synchronous:
+                self._set(status="in_progress")  # the engine renders while this one request is open
             video = await client.create(
                 r["prompt"],
                 model=r.get("model"),
