@@ -126,10 +126,10 @@ class Playground(Widget):
         """Set form fields by name (``model``, ``size``, ``seconds``, ``seed``, ``prompt``, ...); a value that
         cannot be picked, or a field the lesson fixed, is a ValueError saying what can."""
         model = values.get("model", self.video_model)
-        size = values.get("size", self.size if self._offer.allows(model, self.size) else self._offer.sizes[model][0])
-        seconds = int(values.get("seconds", self.seconds))
         if not self._offer.allows(model):
             raise ValueError(f"model {model!r} is not on offer here; choose one of: {', '.join(self._offer.models)}")
+        size = values.get("size", self.size if self._offer.allows(model, self.size) else self._offer.sizes[model][0])
+        seconds = int(values.get("seconds", self.seconds))
         if size not in self._offer.sizes[model]:
             raise ValueError(f"size {size!r} is not available for {model}: {', '.join(self._offer.sizes[model])}")
         if seconds not in self._offer.seconds[model]:
