@@ -283,7 +283,9 @@ class Playground(Widget):
                 self._refresh()
 
         job.observe(on_job)
-        self.strip.add(take)
+        current = settings()
+        estimated = estimate_request(record.request, local=current.local, prices=current.prices).usd
+        self.strip.add(take, record.cost_usd if record.video_id else estimated or 0.0)
         on_job(job)
 
     def _extend(self, take: Take, prompt: str, seconds: int) -> None:
@@ -305,6 +307,10 @@ class Playground(Widget):
     def takes(self) -> list[Job]:
         """The takes' jobs, oldest first."""
         return [t.job for t in self.strip.takes if t.job is not None]
+
+    def wait(self, timeout: float | None = None) -> list[Path | None]:
+        """Wait for every take; their cached paths, oldest first (None for one that failed)."""
+        return self.strip.wait(timeout)
 
     def best(self) -> list[Job]:
         """The starred takes' jobs, oldest first."""

@@ -66,10 +66,11 @@ class Takes(Gallery):
         self._extend_seconds = extend_seconds
         super().__init__("Takes", [], local=local, autoplay=True)
 
-    def add(self, take: Take) -> None:
-        """Show ``take`` (its ``start`` gives its job) and start it."""
+    def add(self, take: Take, estimated_usd: float = 0.0) -> None:
+        """Show ``take`` (its ``start`` gives its job) and start it; ``estimated_usd`` is what it should cost."""
         with self._lock:
             self.items.append(take)
+        self.estimated_usd = round(self.estimated_usd + estimated_usd, 4)
         self._start_more()
         self._push()
 

@@ -32,7 +32,7 @@ function setup() {
 }
 
 function control(spec, id) {
-  const attrs = { class: "sora-input sora-pg-field", id };
+  const attrs = { class: "sora-input sora-pg-field", id, "aria-label": spec.label };  // not "Model fixed"
   if (spec.kind === "select") return el("select", attrs);
   const input = el("input", { ...attrs, type: spec.kind === "number" ? "number" : "text" });
   for (const key of ["min", "max", "step", "placeholder"]) if (spec[key] !== undefined) input.setAttribute(key, String(spec[key]));
@@ -49,7 +49,7 @@ function view({ model, el: root }) {
   const extraRow = el("div", { class: "sora-pg-row" });
   for (const spec of PG_FIELDS) {
     const input = control(spec, `${uid}-${spec.name}`);
-    const lock = el("span", { class: "sora-pg-lock", text: "fixed", hidden: "" });
+    const lock = el("span", { class: "sora-pg-lock", text: "locked for this lesson", hidden: "" });
     const wrap = el("label", { class: "sora-pg-label", for: input.id }, el("span", { text: spec.label }), input, lock);
     fields[spec.name] = { spec, input, wrap, lock };
     (spec.extra ? extraRow : row).append(wrap);
