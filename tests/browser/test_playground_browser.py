@@ -50,9 +50,7 @@ def wait_all_completed(cards: Locator, count: int, timeout: float = 60) -> None:
 def playing_preview(card: Locator) -> None:
     preview = card.locator("video.sora-g-video")
     expect(preview).to_have_count(1, timeout=UI)
-    card.page.wait_for_function(
-        "v => v.muted && v.loop && v.readyState >= 2", arg=preview.element_handle(), timeout=UI
-    )
+    card.page.wait_for_function("v => v.muted && v.loop && v.readyState >= 2", arg=preview.element_handle(), timeout=UI)
 
 
 @pytest.mark.parametrize("kind", ["lab", "notebook"])
