@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 
 from sora_nb.server import ServerHandle
@@ -90,6 +91,8 @@ def test_prompt_generate_variations_compare_and_the_session_after_a_kernel_resta
     prompt.fill("a red kite over green hills")
     expect(form.locator(".sora-pg-cost")).to_contain_text("This take: $0.40", timeout=UI)  # 4 s of sora-2
     expect(generate).to_be_enabled()
+    prompt.press("Tab")  # keyboard only: the fields follow the prompt in order
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Model"
     prompt.press("Control+Enter")  # the keyboard's Generate
     cards = out.locator(".sora-gallery .sora-g-card")
     wait_all_completed(cards, 1)
@@ -126,6 +129,11 @@ def test_prompt_generate_variations_compare_and_the_session_after_a_kernel_resta
     expect(lesson.get_by_role("button", name="Generate", exact=True)).to_be_enabled()
     expect(lesson.get_by_role("button", name="Variations", exact=True)).to_be_disabled()
     expect(lesson.locator(".sora-pg-reason")).to_contain_text("4 variations would cost $1.60")
+    picture = tmp_path / "start.png"
+    Image.new("RGB", (1280, 720), (30, 120, 200)).save(picture)
+    lesson.locator("input[type=file]").set_input_files(str(picture))  # the bytes go as a binary message
+    expect(lesson.locator(".sora-pg-image-name")).to_have_text("Starts from start.png", timeout=UI)
+    expect(lesson.locator(".sora-pg-notice")).to_contain_text("Takes start from start.png")
     if kind == "lab":
         set_theme(page, "dark")
         screenshot(page, IMAGES / "playground-lesson-dark.png", selector=output_locator(page, 1), animations="allow")

@@ -187,3 +187,31 @@ def test_the_display_bundle_is_deterministic_and_holds_the_strip(configured: Con
     assert pg.strip in pg._box.children[1].children  # the takes strip is the gallery, below the form
     with pytest.raises(ValueError, match="session name"):
         sora_nb.playground(session="../up")
+
+
+def test_a_take_opens_its_player_and_extending_it_adds_a_take(configured: Configured) -> None:
+    configured()
+    pg = sora_nb.playground(prompt="a kite climbs", size="1280x720")
+    pg.generate()
+    wait_done(pg)
+    player = pg.strip.open_player(0)
+    assert player is not None and player.result(timeout=30) == pg.takes[0].path and hasattr(player, "remix")
+    text, seconds, go = pg.strip.extend_row(pg.strip.takes[0]).children  # shown below the player
+    text.value, seconds.value = "and then it lands", 4
+    go.click()
+    assert len(pg.takes) == 2 and pg.strip.cards[1]["label"] == "#2 · extend"
+    wait_done(pg)
+    assert pg.takes[1].kind == "extend" and pg.strip.takes[1].record.video_id == pg.takes[1].id
+
+
+def test_a_running_take_shows_its_eta(configured: Configured) -> None:
+    configured(speed=0.3)
+    pg = sora_nb.playground(prompt="a slow sunrise", size="1280x720")
+    job = pg.generate()
+    assert job is not None
+    deadline = time.monotonic() + 30
+    while not (job.eta and job.status == "in_progress"):
+        assert time.monotonic() < deadline and not job.done, job.status
+        time.sleep(0.05)
+    assert pg.strip.takes[0].state()["eta"] > 0
+    job.cancel()

@@ -109,7 +109,9 @@ class Playground(Widget):
         self.set_form(**defaults, **(lock or {}))
         self._lock = dict(lock or {})
         self.locked = sorted(self._lock)
-        self.strip = Takes(local=current.local, on_change=self._save, on_extend=self._extend)
+        self.strip = Takes(
+            local=current.local, on_change=self._save, on_extend=self._extend, extend_seconds=offer.seconds[first]
+        )
         self._box = ipywidgets.VBox([self, self.strip._box, self.below])
         self.observe(self._on_form, names=[*FIELDS.values()])
         for record in sessions.load(self._path):
@@ -291,12 +293,25 @@ class Playground(Widget):
     def _extend(self, take: Take, prompt: str, seconds: int) -> None:
         if take.video_id is None:
             return
+        current = settings()
+        priced = {"model": take.request.get("model"), "size": take.request.get("size"), "seconds": seconds}
+        cost = estimate_request(priced, local=current.local, prices=current.prices)
+        reason = blocked_reason(cost, 1, self._limit(), prompt=prompt, what="This extension")
+        if reason:
+            self.notice = reason
+            return
         try:
             job = extend(take.video_id, prompt, seconds)
         except SoraError as exc:
             self.notice = str(exc)
             return
-        self._show(job, sessions.TakeRecord(request={**job.request, "size": take.request.get("size")}, kind="extend"))
+        self._show(
+            job,
+            sessions.TakeRecord(
+                request={**job.request, "model": take.request.get("model"), "size": take.request.get("size")},
+                kind="extend",
+            ),
+        )
         self._save()
 
     def _save(self) -> None:

@@ -92,9 +92,12 @@ class Takes(Gallery):
     def open_player(self, index: int) -> VideoJob | None:
         """The full player of take ``index`` (remix box included) with an Extend row, shown below the strip."""
         widget = super().open_player(index)
-        if widget is None:
-            return None
-        take = self.takes[index]
+        if widget is not None:
+            self._show_below(self.extend_row(self.takes[index]))
+        return widget
+
+    def extend_row(self, take: Take) -> ipywidgets.HBox:
+        """What happens next, by how many seconds, and Extend: a new take continuing ``take``."""
         text = ipywidgets.Text(placeholder="What happens next", description="Extend:")
         seconds = ipywidgets.Dropdown(options=list(self._extend_seconds), description="by (s)")
         go = ipywidgets.Button(description="Extend", tooltip="Extend this take by that many seconds (a new take)")
@@ -104,8 +107,7 @@ class Takes(Gallery):
                 self._on_extend(take, text.value, int(seconds.value))
 
         go.on_click(extend)
-        self._show_below(ipywidgets.HBox([text, seconds, go]))
-        return widget
+        return ipywidgets.HBox([text, seconds, go])
 
     def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
