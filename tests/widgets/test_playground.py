@@ -136,6 +136,8 @@ def test_stars_notes_and_takes_come_back_after_the_cell_runs_again(configured: C
     saved = json.loads((tmp_path / "cache" / "playgrounds" / "class-1.json").read_text())
     assert [t["note"] for t in saved["takes"]] == ["", "warmer light"]
     again = sora_nb.playground(prompt="a lantern at dawn", size="1280x720", session="class-1")
+    shown = again._html()  # at display time, while the restored takes attach: posters from the cache
+    assert shown.count("data:image/jpeg;base64,") == 2 and shown.count("<td>completed</td>") == 2
     wait_done(again)
     assert [job.id for job in again.takes] == [job.id for job in pg.takes]
     assert [t.id for t in again.best()] == [pg.takes[1].id] and again.strip.cards[1]["note"] == "warmer light"

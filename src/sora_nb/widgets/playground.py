@@ -106,7 +106,7 @@ class Playground(Widget):
         self._budget_usd = budget_usd
         self._image: bytes | None = None
         self._lock: dict[str, Any] = {}
-        self.set_form(**defaults, **(lock or {}))
+        self.set_form(**{**defaults, **(lock or {})})
         self._lock = dict(lock or {})
         self.locked = sorted(self._lock)
         self.strip = Takes(
@@ -379,9 +379,14 @@ class Playground(Widget):
     def _html(self) -> str:
         """The static fallback: the session's takes as a table with posters."""
         rows = []
+        cache = VideoCache(settings().cache_dir)
         for take in self.strip.takes:
             state = take.state()
-            poster = poster_url(take.thumbnail, CARD_POSTER_WIDTH)
+            # a take restored a moment ago is still attaching: its poster and status are the cache's
+            cached = cache.get(take.record.video_id) if take.record.video_id and take.thumbnail is None else None
+            poster = poster_url(take.thumbnail or (cached.thumbnail if cached else None), CARD_POSTER_WIDTH)
+            if cached is not None and cached.path is not None:
+                state["status"] = "completed"
             image = f'<img src="{poster}" alt="" width="160">' if poster else ""
             what = " · ".join(str(take.request.get(k)) for k in ("model", "size", "seconds") if take.request.get(k))
             rows.append(
