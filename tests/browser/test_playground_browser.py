@@ -79,7 +79,7 @@ def test_prompt_generate_variations_compare_and_the_session_after_a_kernel_resta
             "    lock={'model': 'sora-2', 'size': '1280x720', 'seconds': 4})\nlesson",
         ],
     )
-    page = new_page()
+    page = new_page(viewport={"width": 1280, "height": 1100})  # the whole session in one screenshot
     open_notebook(page, jupyter, path)
     run_cell(page, 0)
     out = output_locator(page, 0)
