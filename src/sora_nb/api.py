@@ -22,6 +22,7 @@ from sora_nb.request import PARAMS, RequestParams, open_labels, open_params
 from sora_nb.sweeps import differing, expand, label
 from sora_nb.widgets.gallery import Card, Gallery
 from sora_nb.widgets.job import VideoJob
+from sora_nb.widgets.playground import Playground
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -33,6 +34,7 @@ __all__ = [
     "extend",
     "generate",
     "history",
+    "playground",
     "remix",
     "spent",
     "submit",
@@ -189,6 +191,26 @@ def history(
         cards.append(Card(label=shown, request=request, cached=entry))
     what = f"matching {query!r}" if query else "in the cache"
     return Gallery(f"History: {len(cards)} videos {what}", cards, local=False, autoplay=False)
+
+
+def playground(
+    *, session: str = "default", lock: dict[str, Any] | None = None, budget_usd: float | None = None, **defaults: Any
+) -> Playground:
+    """A prompt playground in one cell: a form (prompt, model, size, seconds, seed, the open-model extras where
+    the backend takes them, an image), the cost before you press, and a strip of takes to compare and star.
+
+    Re-running the cell or restarting the kernel restores the session (takes, stars, notes) from the cache; the
+    same form again re-attaches to its take and costs nothing. ``pg.takes`` lists the jobs, ``pg.best()`` the
+    starred ones, ``pg.export(path)`` writes the contact sheet; the form's values are traits (``pg.prompt``).
+
+    Parameters:
+        session: the session's name (one file in the cache: ``<cache_dir>/playgrounds/<session>.json``).
+        lock: fields a student may not change, e.g. ``{"model": "sora-2", "size": "1280x720", "seconds": 4}``.
+        budget_usd: what this session may spend (besides ``configure(budget_usd=...)``).
+        **defaults: the form's first values: prompt, model, size, seconds, seed, negative_prompt, steps,
+            guidance, variations (how many takes Variations makes).
+    """
+    return Playground(session=session, lock=lock, budget_usd=budget_usd, **defaults)
 
 
 def estimate(

@@ -70,10 +70,12 @@ def page(title: str, cards: Sequence[Card], link: Callable[[Card], str | None], 
             )
         else:
             media = f'<img src="{poster}" alt="">' if poster else '<div class="none">no video</div>'
+        star = '<span aria-label="starred">★</span> ' if state.get("starred") else ""  # a playground's takes
+        note = f"<br><i>{html.escape(state['note'])}</i>" if state.get("note") else ""
         rows.append(
-            f"<figure>{media}<figcaption><b>{html.escape(state['label'] or state['prompt'])}</b><br>"
+            f"<figure>{media}<figcaption>{star}<b>{html.escape(state['label'] or state['prompt'])}</b><br>"
             f"{html.escape(state['prompt'])}<br><code>{html.escape(state['video_id'] or state['status'])}</code>"
-            "</figcaption></figure>"
+            f"{note}</figcaption></figure>"
         )
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (

@@ -24,6 +24,8 @@ const LABELS = {
   cancelAll: "Cancel every unfinished job",
   pick: "Select for comparison",
   open: "Open the full player (with remix) below the gallery",
+  star: "Star this take",
+  note: "Note on this take",
 };
 
 /** Normalise a buffer (DataView, ArrayBuffer, typed array or base64 text) to a Uint8Array. */

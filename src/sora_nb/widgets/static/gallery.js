@@ -27,6 +27,22 @@ function cardStatus(c) {
   return WORDS[c.status] || c.status;
 }
 
+/** A take's star toggle and note box; `update(card)` shows the kernel's values (a note being typed is kept). */
+function takeMarks(model, index) {
+  const star = button("☆", LABELS.star, { class: "sora-button sora-g-star", "aria-pressed": "false" });
+  const note = el("input", { class: "sora-input sora-g-notebox", type: "text", placeholder: "Note",
+    "aria-label": LABELS.note });
+  star.addEventListener("click", () => model.send({ type: "star", index, starred: star.getAttribute("aria-pressed") !== "true" }));
+  note.addEventListener("change", () => model.send({ type: "note", index, note: note.value }));
+  note.addEventListener("keydown", (e) => { if (e.key === "Enter") note.blur(); e.stopPropagation(); });
+  function update(c) {
+    star.textContent = c.starred ? "★" : "☆";
+    star.setAttribute("aria-pressed", String(!!c.starred));
+    if (document.activeElement !== note) note.value = c.note || "";
+  }
+  return { row: el("div", { class: "sora-g-marks" }, star, note), update };
+}
+
 /** One view of a gallery; returns its cleanup. */
 function view({ model, el: root }, files) {
   const title = el("div", { class: "sora-g-title" });
@@ -70,8 +86,10 @@ function view({ model, el: root }, files) {
     const pick = el("input", { type: "checkbox", "aria-label": LABELS.pick });
     const open = button("Open", LABELS.open, { class: "sora-button sora-g-open" });
     open.addEventListener("click", () => model.send({ type: "open", index }));
+    const marks = model.get("notes") ? takeMarks(model, index) : null;  // a playground's takes: star and note
     const card = el("div", { class: "sora-g-card", "data-index": String(index), tabindex: "0" },
-      frame, el("label", { class: "sora-g-pick" }, pick, labelText), status, progress.bar, open);
+      frame, el("label", { class: "sora-g-pick" }, pick, labelText), status, progress.bar,
+      marks && marks.row, open);
     pick.addEventListener("change", () => { if (pick.checked) selected.add(index); else selected.delete(index); update(); });
     const play = async () => {
       if (model.get("cards")[index].status !== "completed" || frame.querySelector("video")) return;
@@ -90,7 +108,7 @@ function view({ model, el: root }, files) {
     frame.addEventListener("click", play);
     card.addEventListener("keydown", (e) => { if (e.key === "Enter") play(); });
     seen.observe(card);
-    return { card, frame, img, labelText, status, progress, pick, open, play };
+    return { card, frame, img, labelText, status, progress, pick, open, play, marks };
   }
 
   function update() {
@@ -101,7 +119,9 @@ function view({ model, el: root }, files) {
       n.card.dataset.status = c.status;
       n.labelText.textContent = c.label || c.prompt;
       n.card.title = c.prompt;
-      n.status.textContent = cardStatus(c);
+      n.status.textContent = cardStatus(c) + (c.eta > 0 ? ` · about ${fmtSeconds(c.eta)} left` : "");
+      if (n.marks) n.marks.update(c);
+      if (model.get("newest_first")) n.card.style.order = String(-i);
       n.progress.bar.hidden = FINISHED.includes(c.status);
       n.open.hidden = c.status !== "completed";
       n.progress.set(c.progress >= 0 && c.status !== "completed" ? c.progress : null);
