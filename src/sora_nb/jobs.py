@@ -22,6 +22,7 @@ from sora_nb import errors
 from sora_nb.cache import CachedVideo, VideoCache, fingerprint
 from sora_nb.config import settings
 from sora_nb.costs import Budget, estimate_job
+from sora_nb.discovery import complete_request
 from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
 from sora_nb.polling import TRANSIENT, ProgressTrend, poll
@@ -163,6 +164,7 @@ class Job:
         try:
             engine = await get_engine()
             self._set(backend=engine.backend.label, local=engine.backend.local)
+            self.request = await complete_request(engine, self.kind, self.request)  # the served model, checked
             if self.id is None:
                 key = fingerprint({"endpoint": engine.backend.identity, "kind": self.kind, **self.request})
                 self.id = None if self.new else engine.cache.lookup(key)
