@@ -268,3 +268,11 @@ def test_the_cli_says_which_engine_made_the_video(detecting: Configured, capsys:
     handle = detecting(dialect="sglang")
     assert cli.main(["generate", "a snail on a leaf"]) == 0
     assert f"(made by SGLang · {handle.url.split('//')[1]})" in capsys.readouterr().err
+
+
+def test_the_widget_chip_names_the_engine(detecting: Configured) -> None:
+    handle = detecting(dialect="vllm-omni")
+    widget = sora_nb.generate("a slow river delta")
+    assert widget.job.result(timeout=60).is_file()
+    assert widget.backend == f"vLLM-Omni · {handle.url.split('//')[1]}" and not widget.local
+    assert widget.video_model == DEFAULT_SERVED_MODEL

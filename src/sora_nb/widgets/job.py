@@ -62,7 +62,7 @@ class VideoJob(Widget):
     video_model = traitlets.Unicode("", help="The model asked for (ipywidgets has `model`).").tag(sync=True)
     size = traitlets.Unicode("", help='The frame size, like "1280x720", once known.').tag(sync=True)
     seconds = traitlets.Unicode("", help="The clip's length in seconds, as text.").tag(sync=True)
-    backend = traitlets.Unicode("", help="Where the job runs: the server's host name.").tag(sync=True)
+    backend = traitlets.Unicode("", help="Where the job runs: the host, after the engine's name if any.").tag(sync=True)
     local = traitlets.Bool(False, help="True on the embedded local preview server.").tag(sync=True)
     status = traitlets.Unicode("pending", help="The job's status (progress.WORDS has them all).").tag(sync=True)
     progress = traitlets.Int(-1, help="Percent done, as the server says; -1 when it does not.").tag(sync=True)
