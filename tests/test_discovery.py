@@ -4,6 +4,7 @@ profile end to end over loopback, configured by name and detected (issue 14 item
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,15 @@ def test_an_unreadable_state_file_is_ignored_and_rewritten(
     backend = detect(handle, cache)
     assert backend.provider == "omlx"
     assert remembered(cache)[backend.identity]["provider"] == "omlx"
+
+
+def test_a_remembered_profile_detection_cannot_give_is_ignored(make_server: MakeServer, tmp_path: Path) -> None:
+    handle = make_server(dialect="sglang")
+    cache = tmp_path / "cache"
+    identity = detect(handle, cache).identity
+    planted = {"provider": "azure", "models": ["x"], "saved_at": time.time()}  # a shared cache's
+    (cache / STATE_FILE).write_text(json.dumps({"backends": {identity: planted}}))
+    assert detect(handle, cache).provider == "sglang"
 
 
 def test_a_stale_answer_is_asked_again(make_server: MakeServer, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -32,6 +33,8 @@ log = logging.getLogger("sora_nb")
 PROBE_TIMEOUT = 3.0  # seconds per probe: an engine's HTTP server answers these at once, even while it renders
 MAX_AGE = 3600.0  # seconds a remembered answer is trusted
 STATE_FILE = "engines.json"
+MAX_PROBE_BODY = 1 << 20  # bytes of one probe's answer
+MAX_MODELS = 100  # model names kept from one list (a hostile server may send thousands)
 # What a person calls each engine (the widget chip, the CLI); a profile missing here is shown by its host alone.
 TITLES = {
     "sglang": "SGLang",
@@ -63,6 +66,12 @@ class Served:
     settled: bool = True
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+
+
 class _Probe:
     """GETs to one server's root with the configured key (no key: a placeholder Bearer if one is refused)."""
 
@@ -80,31 +89,38 @@ class _Probe:
     def close(self) -> None:
         self._http.close()
 
-    def get(self, path: str) -> httpx.Response | None:
-        """The answer, or None when there was none (a timeout or a refused connection)."""
+    def get(self, path: str) -> _Answer | None:
+        """The answer (its body cut at MAX_PROBE_BODY), or None when there was none (a timeout, no connection)."""
         try:
-            response = self._http.get(self.root + path, headers=self._headers)
+            with self._http.stream("GET", self.root + path, headers=self._headers) as response:
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PROBE_BODY:  # a model list is a few KiB; this is no answer to read
+                        body = b""
+                        break
         except httpx.HTTPError as exc:
             log.info("sora_nb: no answer from %s%s (%s)", self.root, path, type(exc).__name__)
             self.settled = False
             return None
         self.reached = True
-        if response.status_code == 429 or response.status_code >= 500:
+        status = response.status_code
+        if status == 429 or status >= 500:
             self.settled = False  # overloaded or broken for now: ask again next time
-        if response.status_code in (401, 403) and not self._headers:
+        if status in (401, 403) and not self._headers:
             # Aquiles-Image wants some Bearer and checks none; a server that checks keys refuses this one too
             self._headers = PROVIDERS["aquiles"].auth_headers(None)
             return self.get(path)
-        return response
+        return _Answer(status, body)
 
     def json(self, path: str) -> dict[str, Any] | None:
         """The JSON object a 2xx answer holds; None otherwise."""
-        response = self.get(path)
-        if response is None or not response.is_success:
+        answer = self.get(path)
+        if answer is None or not 200 <= answer.status < 300:
             return None
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(answer.body)
+        except (ValueError, RecursionError):
             return None
         return body if isinstance(body, dict) else None
 
@@ -124,10 +140,10 @@ def _models(cards: list[dict[str, Any]]) -> tuple[str, ...]:
     """The served model names; where cards say their ``type`` (oMLX), the video models only."""
     typed = [card for card in cards if "type" in card]
     chosen = [card for card in typed if card.get("type") == "video"] if typed else cards
-    return tuple(dict.fromkeys(str(card["id"]) for card in chosen))
+    return tuple(dict.fromkeys(str(card["id"])[:200] for card in chosen))[:MAX_MODELS]
 
 
-def identify(probe: _Probe) -> Served | None:
+def _identify(probe: _Probe) -> Served | None:
     """The engine behind ``probe``'s server from what it serves; None when nothing answered."""
     cards = _cards(probe)
     if not probe.reached:
@@ -138,7 +154,7 @@ def identify(probe: _Probe) -> Served | None:
             return Served(name, _models(cards or []), probe.settled)
     if cards and owners == {""}:  # LocalAI's model entries carry no owned_by, and it answers /readyz
         ready = probe.get("/readyz")
-        if ready is not None and ready.is_success:
+        if ready is not None and 200 <= ready.status < 300:
             return Served("localai", _models(cards), probe.settled)
     info = probe.json("/server_info")
     if info is not None and "model_path" in info:
@@ -170,11 +186,12 @@ def _remembered(path: Path, identity: str) -> Served | None:
         return None
     provider, models, saved = entry.get("provider"), entry.get("models"), entry.get("saved_at")
     fresh = isinstance(saved, int | float) and 0 <= time.time() - saved <= MAX_AGE
-    if not fresh or not (provider is None or provider in PROVIDERS):
+    detectable = provider is None or provider == "openai" or (provider in PROVIDERS and PROVIDERS[provider].engine)
+    if not fresh or not detectable:  # a shared cache may hold anything: only what detection itself can answer
         return None
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         return None
-    return Served(provider, tuple(models))
+    return Served(provider, tuple(models)[:MAX_MODELS])
 
 
 def _remember(path: Path, identity: str, served: Served) -> None:
@@ -209,7 +226,7 @@ def discover(
     probe = _Probe(root_of(base_url), key)
     try:
         if identify_engine:
-            served = identify(probe)
+            served = _identify(probe)
         else:
             cards = _cards(probe)
             served = Served(None, _models(cards or []), probe.settled) if probe.reached else None

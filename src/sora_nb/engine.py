@@ -196,7 +196,10 @@ async def get_engine() -> Engine:
     _engine_lock = _engine_lock or asyncio.Lock()
     async with _engine_lock:
         current = settings()
-        if _engine is None or _engine.settings != current or not _engine.backend.settled:
+        # an engine whose server did not say what it is asks again once its jobs are done (not mid-sweep: the
+        # jobs of one sweep share its slots)
+        unsettled = _engine is not None and not _engine.backend.settled and _engine.users <= 0
+        if _engine is None or _engine.settings != current or unsettled:
             backend = await asyncio.to_thread(resolve_backend, current)
             if _engine is not None:
                 _engine.retired = True
