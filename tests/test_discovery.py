@@ -3,7 +3,10 @@ profile end to end over loopback, configured by name and detected (issue 14 item
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -286,3 +289,39 @@ def test_the_widget_chip_names_the_engine(detecting: Configured) -> None:
     assert widget.job.result(timeout=60).is_file()
     assert widget.backend == f"vLLM-Omni · {handle.url.split('//')[1]}" and not widget.local
     assert widget.video_model == DEFAULT_SERVED_MODEL
+
+
+@contextlib.contextmanager
+def answering(body: bytes) -> Iterator[str]:
+    """A bare HTTP server on loopback answering every GET with ``body`` (what the local server never sends)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_huge_or_endless_model_list_is_not_taken(tmp_path: Path) -> None:
+    cards = [{"id": f"model-{i}", "owned_by": "sglang"} for i in range(5000)]
+    with answering(json.dumps({"data": cards}).encode()) as url:
+        backend = resolve_backend(Settings(base_url=url, cache_dir=tmp_path / "a"))
+    assert backend.provider == "sglang" and len(backend.models) == 100  # the first hundred names
+    padding = b" " * (2 << 20)  # 2 MiB: no model list is that big
+    with answering(json.dumps({"data": cards[:1]}).encode() + padding) as url:
+        backend = resolve_backend(Settings(base_url=url, cache_dir=tmp_path / "b"))
+    assert backend.provider == "openai" and backend.models == ()
