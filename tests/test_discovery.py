@@ -325,3 +325,21 @@ def test_a_huge_or_endless_model_list_is_not_taken(tmp_path: Path) -> None:
     with answering(json.dumps({"data": cards[:1]}).encode() + padding) as url:
         backend = resolve_backend(Settings(base_url=url, cache_dir=tmp_path / "b"))
     assert backend.provider == "openai" and backend.models == ()
+
+
+def test_a_video_made_before_is_not_refused_after_the_engine_changed_model(
+    detecting: Configured, make_server: MakeServer, tmp_path: Path
+) -> None:
+    old_model, new_model = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
+    first = detecting(dialect="omlx", served_model=old_model)
+    made = sora_nb.submit("a tide pool", model=old_model).result(timeout=60)
+    port = int(first.url.rsplit(":", 1)[1])
+    first.stop()
+    again = make_server(dialect="omlx", port=port, served_model=new_model)
+    (tmp_path / "cache" / STATE_FILE).unlink()  # a new session a day later: what it serves is asked again
+    engines._engine = None
+    job = sora_nb.submit("a tide pool", model=old_model)
+    assert job.result(timeout=60) == made and job.cached  # re-running the cell costs nothing
+    with pytest.raises(errors.InvalidRequestError, match=new_model):  # a fresh take needs a served model
+        sora_nb.submit("a tide pool", model=old_model, new=True).result(timeout=60)
+    assert len(again.app.store.jobs()) == 0

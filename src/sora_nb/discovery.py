@@ -247,10 +247,11 @@ def discover(
     return served
 
 
-async def complete_request(engine: Engine, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+async def complete_request(engine: Engine, kind: str, request: dict[str, Any], *, new: bool) -> dict[str, Any]:
     """``request`` as it goes to ``engine``'s engine: with the served model when none is set; on an engine that
     serves only its loaded models (``strict_models``), InvalidRequestError before any create for another name,
-    listing the served ones (asked again first: the engine may have been restarted with another model)."""
+    listing the served ones (asked again first: the engine may have been restarted with another model). A request
+    made before (its job or video known to the cache) is never refused: re-running a cell costs nothing."""
     backend = engine.backend
     provider = get_provider(backend.provider)
     model = request.get("model")
@@ -259,6 +260,8 @@ async def complete_request(engine: Engine, kind: str, request: dict[str, Any]) -
     if model is None:
         return {**request, "model": backend.models[0]}
     if not provider.strict_models or model in backend.models:
+        return request
+    if not new and engine.cache.lookup(engine.request_key(kind, request)) is not None:
         return request
     served = await asyncio.to_thread(
         discover,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 
 from sora_nb import errors
-from sora_nb.cache import VideoCache
+from sora_nb.cache import VideoCache, fingerprint
 from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Settings, default_cache_dir, settings
 from sora_nb.discovery import TITLES, Served, discover
@@ -138,6 +139,10 @@ class Engine:
         self.poller = BatchPoller(self.client)
         self.users = 0
         self.retired = False
+
+    def request_key(self, kind: str, request: Mapping[str, Any]) -> str:
+        """The fingerprint a request of ``kind`` is known by on this backend (the cache index's key)."""
+        return fingerprint({"endpoint": self.backend.identity, "kind": kind, **request})
 
     async def release(self) -> None:
         """A job is done with this engine."""
