@@ -106,7 +106,8 @@ class _Probe:
                         body = b""
                         break
         except httpx.HTTPError as exc:
-            log.info("sora_nb: no answer from %s%s (%s)", self.root, path, type(exc).__name__)
+            shown = httpx.URL(self.root + path).copy_with(username=None, password=None)  # no userinfo in logs
+            log.info("sora_nb: no answer from %s (%s)", shown, type(exc).__name__)
             self.settled = False
             return None
         self.reached = True
