@@ -17,7 +17,7 @@ def test_defaults() -> None:
     assert current == Settings()
     assert current.base_url is None
     assert current.api_key is None
-    assert current.provider == "openai"
+    assert current.provider is None  # detected from what the base URL serves
     assert current.cache_dir == default_cache_dir()  # always resolved
     assert current.max_concurrency == 4
 
@@ -95,7 +95,7 @@ def test_bad_provider_is_a_value_error_listing_choices() -> None:
     with pytest.raises(ValueError, match="azure") as caught:
         configure(provider="sorta-openai")
     assert "sorta-openai" in str(caught.value)
-    assert settings().provider == "openai"
+    assert settings().provider is None
 
 
 def test_bad_max_concurrency() -> None:

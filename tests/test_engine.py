@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sora_nb.config import Settings, configure, settings
@@ -12,14 +14,22 @@ pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def test_backend_from_base_url() -> None:
-    backend = resolve_backend(configure(base_url="https://gw.example.com", api_key=KEY))
+    # provider="openai": the official profile, asked nothing (unset, the server is asked: test_discovery.py)
+    backend = resolve_backend(configure(base_url="https://gw.example.com", api_key=KEY, provider="openai"))
     assert backend.base_url == "https://gw.example.com/v1"
     assert backend.label == "gw.example.com"
     assert backend.identity == "https://gw.example.com/v1"
     assert backend.api_key == KEY
     assert backend.provider == "openai"
-    assert backend.local is False
+    assert backend.local is False and backend.detected is False and backend.models == ()
     assert KEY not in repr(backend)
+
+
+def test_an_unset_provider_asks_the_server_and_falls_back_to_openai(tmp_path: Path) -> None:
+    # nothing listens on loopback port 9: nothing is identified, and nothing is remembered
+    backend = resolve_backend(configure(base_url="http://127.0.0.1:9", api_key=KEY, cache_dir=tmp_path))
+    assert (backend.provider, backend.label, backend.detected, backend.settled) == ("openai", "127.0.0.1", False, False)
+    assert KEY not in repr(backend) and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -53,12 +53,18 @@ def choices(current: Settings | None = None, *, served: Sequence[str] | None = N
     """The choices for ``current`` settings (those in force by default).
 
     ``served``: the models an engine serves (its ``GET /v1/models``), when known; they are then the only models
-    on offer. The engine-detection work passes them here.
+    on offer; by default, those the backend's detection found (``engine.resolve_backend``).
     """
     from sora_nb.server.params import MODEL_SIZES, RESELLER_MODELS, RESELLER_SECONDS, SECONDS
 
     current = current or settings()
-    provider = get_provider("openai" if current.local else current.provider)
+    name = "openai"
+    if not current.local:
+        from sora_nb.engine import resolve_backend  # detection is asked once per base URL and remembered
+
+        backend = resolve_backend(current)
+        name, served = backend.provider, served if served is not None else backend.models
+    provider = get_provider(name)
     # Only a self-hosted engine runs an open model; the Sora dialects (the embedded local server's included)
     # take none of its keywords, whatever the profile's default spelling table says.
     taken = provider.spelling if provider.engine and not current.local else {}

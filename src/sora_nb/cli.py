@@ -222,6 +222,8 @@ def _generate(args: argparse.Namespace) -> int:
         return 130
     if job.local:
         print("(local preview: a synthetic video from the embedded server, not a real model)", file=sys.stderr)
+    elif job.backend:  # which engine made it ("SGLang · 127.0.0.1:30000"), detected or configured
+        print(f"(made by {job.backend})", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         try:  # through open_asset: a link swapped into a shared cache is never copied

@@ -29,7 +29,8 @@ class Settings:
 
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    provider: str = "openai"
+    provider: str | None = None
+    """The profile; None: detected from what ``base_url`` serves (``openai`` when nothing is recognised)."""
     cache_dir: Path = field(default_factory=default_cache_dir)
     model: str | None = None
     max_concurrency: int = 4
@@ -67,7 +68,8 @@ _lock = threading.Lock()
 
 
 def configure(**options: Any) -> Settings:
-    """Set options for this process: base_url, api_key, provider, cache_dir, model, max_concurrency, timeout,
+    """Set options for this process: base_url, api_key, provider (unset: detected from what base_url serves;
+    ``"openai"`` switches detection off), cache_dir, model, max_concurrency, timeout,
     api_version, deadline (seconds a job may take), local_speed (pace of the embedded server), budget_usd
     (refuse jobs that would cross it), prices ({model: dollars per second, or {size: dollars}}), user (whose
     spend is counted: on a shared cache, budget_usd then applies to this person's spend, not everyone's).

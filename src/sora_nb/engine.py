@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import httpx
 
 from sora_nb import errors
-from sora_nb.cache import VideoCache
+from sora_nb.cache import VideoCache, fingerprint
 from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Settings, default_cache_dir, settings
+from sora_nb.discovery import TITLES, Served, discover
 from sora_nb.downloads import Variant
 from sora_nb.polling import BatchPoller
 from sora_nb.providers import get_provider
@@ -33,7 +35,12 @@ AUX_VARIANTS: tuple[Variant, ...] = ("thumbnail", "spritesheet")
 
 @dataclass(frozen=True)
 class Backend:
-    """Where jobs go: the URL, the key, a label for people and an identity for request fingerprints."""
+    """Where jobs go: the URL, the key, the profile, a label for people and an identity for request fingerprints.
+
+    ``engine`` names the self-hosted engine (``"SGLang"``; empty for gateways), ``models`` are the ones it serves,
+    ``detected`` says the profile came from what the server serves, and ``settled`` False that the server did not
+    answer those questions (the next job asks again).
+    """
 
     base_url: str
     api_key: str | None = field(repr=False)
@@ -41,6 +48,10 @@ class Backend:
     label: str
     identity: str
     local: bool
+    engine: str = ""
+    models: tuple[str, ...] = ()
+    detected: bool = False
+    settled: bool = True
 
 
 _local_server: Any = None
@@ -80,15 +91,26 @@ def resolve_backend(current: Settings | None = None) -> Backend:
                 "Using the local preview server."
             )
         return _local_backend(current.local_speed, current.cache_dir)
-    provider = get_provider(current.provider)
+    name = current.provider
+    provider = get_provider(name or "openai")  # every engine profile has the official /v1 prefix
     url = httpx.URL(provider.base_url(current.base_url))
+    identity = f"{url.scheme}://{url.netloc.decode()}{url.path}"
+    served = Served(name)
+    if name is None or provider.engine:  # provider="openai" (or any gateway's) asks nothing: the official behaviour
+        served = discover(identity, str(url), current.api_key, current.cache_dir, identify_engine=name is None)
+    chosen = name or served.provider or "openai"
+    title = TITLES.get(chosen, "")
     return Backend(
         base_url=str(url),
         api_key=current.api_key,
-        provider=current.provider,
-        label=url.host or str(url),
-        identity=f"{url.scheme}://{url.netloc.decode()}{url.path}",
+        provider=chosen,
+        label=f"{title} · {url.netloc.decode()}" if title else url.host or str(url),
+        identity=identity,
         local=False,
+        engine=title,
+        models=served.models if get_provider(chosen).engine else (),
+        detected=name is None and served.provider is not None,
+        settled=served.settled,
     )
 
 
@@ -117,6 +139,10 @@ class Engine:
         self.poller = BatchPoller(self.client)
         self.users = 0
         self.retired = False
+
+    def request_key(self, kind: str, request: Mapping[str, Any]) -> str:
+        """The fingerprint a request of ``kind`` is known by on this backend (the cache index's key)."""
+        return fingerprint({"endpoint": self.backend.identity, "kind": kind, **request})
 
     async def release(self) -> None:
         """A job is done with this engine."""
@@ -175,7 +201,10 @@ async def get_engine() -> Engine:
     _engine_lock = _engine_lock or asyncio.Lock()
     async with _engine_lock:
         current = settings()
-        if _engine is None or _engine.settings != current:
+        # an engine whose server did not say what it is asks again once its jobs are done (not mid-sweep: the
+        # jobs of one sweep share its slots)
+        unsettled = _engine is not None and not _engine.backend.settled and _engine.users <= 0
+        if _engine is None or _engine.settings != current or unsettled:
             backend = await asyncio.to_thread(resolve_backend, current)
             if _engine is not None:
                 _engine.retired = True

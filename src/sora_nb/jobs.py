@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sora_nb import errors
-from sora_nb.cache import CachedVideo, VideoCache, fingerprint
+from sora_nb.cache import CachedVideo, VideoCache
 from sora_nb.config import settings
 from sora_nb.costs import Budget, estimate_job
+from sora_nb.discovery import complete_request
 from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
 from sora_nb.media import first_frame
@@ -165,8 +166,9 @@ class Job:
         try:
             engine = await get_engine()
             self._set(backend=engine.backend.label, local=engine.backend.local)
+            self.request = await complete_request(engine, self.kind, self.request, new=self.new)  # served model
             if self.id is None:
-                key = fingerprint({"endpoint": engine.backend.identity, "kind": self.kind, **self.request})
+                key = engine.request_key(self.kind, self.request)
                 self.id = None if self.new else engine.cache.lookup(key)
             if self.id is not None and (hit := engine.cache.get(self.id)) is not None:
                 if (pending := engine.aux.get(self.id)) is not None:  # its images are still on their way

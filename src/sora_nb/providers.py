@@ -64,9 +64,9 @@ class Provider:
     base_hint: str = ""
 
     def auth_headers(self, key: str | None) -> dict[str, str]:
-        """The headers that carry ``key`` (none without a key)."""
+        """The headers that carry ``key`` (none without a key, but the placeholder Bearer where one is wanted)."""
         if not key:
-            return {}
+            return {"Authorization": f"Bearer {self.placeholder_key}"} if self.placeholder_key else {}
         if self.auth == "api-key":
             return {"api-key": key}
         return {"Authorization": key if self.auth == "raw" else f"Bearer {key}"}

@@ -66,7 +66,7 @@ class VideoJob(Widget):
     open_params = traitlets.List(
         traitlets.Unicode(), help='The open-model parameters asked for, as labels ("steps=20").'
     ).tag(sync=True)
-    backend = traitlets.Unicode("", help="Where the job runs: the server's host name.").tag(sync=True)
+    backend = traitlets.Unicode("", help="Where the job runs: the host, after the engine's name if any.").tag(sync=True)
     local = traitlets.Bool(False, help="True on the embedded local preview server.").tag(sync=True)
     status = traitlets.Unicode("pending", help="The job's status (progress.WORDS has them all).").tag(sync=True)
     progress = traitlets.Int(-1, help="Percent done, as the server says; -1 when it does not.").tag(sync=True)
