@@ -111,3 +111,16 @@ def test_estimate_a_whole_sweep(configured: Configured) -> None:
     assert "8 jobs" in repr(sweep)
     sora_nb.configure(base_url=None)
     assert sora_nb.estimate(["a", "b"], seconds=8).usd == 0.0  # the local preview server is free
+
+
+def test_a_self_hosted_engine_costs_nothing_unless_priced(configured: Configured) -> None:
+    handle = configured(dialect="sglang")  # its served model has no price in the table
+    sora_nb.configure(budget_usd=1.0)
+    job = sora_nb.submit("a free clip on my own GPU", size="832x480", seconds=2)
+    job.result(timeout=60)
+    assert job.cost == 0.0 and len(handle.app.store.jobs()) == 1
+    served = job.request["model"]
+    sora_nb.configure(prices={served: 1.0})  # priced by the user: $1/s, so a 2 s clip crosses the budget
+    with pytest.raises(sora_nb.BudgetExceededError):
+        sora_nb.submit("a priced clip on my own GPU", size="832x480", seconds=2).result(timeout=30)
+    assert len(handle.app.store.jobs()) == 1

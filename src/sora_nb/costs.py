@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,11 +79,14 @@ class Estimate:
     local: bool = False
     jobs: int = 1
     unknown: str = ""
+    self_hosted: bool = False
+    """A self-hosted engine's model with no price configured: it costs nothing here."""
 
     def __repr__(self) -> str:
         count = f"{self.jobs} jobs, " if self.jobs != 1 else ""
-        if self.local:
-            return f"Estimate($0.00, local preview, {count}{self.seconds:g} s)"
+        if self.local or self.self_hosted:
+            where = "local preview" if self.local else "self-hosted engine, no price set"
+            return f"Estimate($0.00, {where}, {count}{self.seconds:g} s)"
         if self.usd is None:
             return f"Estimate(unknown: {self.unknown or f'no price for {self.model!r}; set configure(prices={{...}})'})"
         return f"Estimate(${self.usd:.2f} = {count}{self.seconds:g} s x ${self.per_second:.2f}/s, {self.model})"
@@ -296,8 +299,28 @@ def estimate_job(
     config: Settings,
     *,
     local: bool,
+    self_hosted: bool = False,
 ) -> Estimate:
-    """What a job costs: a generation by its request; a remix, edit or extension by its source's record."""
+    """What a job costs: a generation by its request; a remix, edit or extension by its source's record.
+
+    On a ``self_hosted`` engine a model without a configured price costs nothing (the engine is yours), so a
+    budget counts only what ``configure(prices=...)`` prices.
+    """
+    estimate = _estimate_job(kind, request, source, cache, config, local=local)
+    if self_hosted and estimate.usd is None:
+        return replace(estimate, usd=0.0, per_second=0.0, unknown="", self_hosted=True)
+    return estimate
+
+
+def _estimate_job(
+    kind: str,
+    request: Mapping[str, Any],
+    source: PricedSource | str | Path | None,
+    cache: VideoCache,
+    config: Settings,
+    *,
+    local: bool,
+) -> Estimate:
     if kind in ("generate", "attach") or source is None:
         return estimate_request(request, local=local, prices=config.prices, default_model=config.model)
     return estimate_derived(

@@ -245,7 +245,14 @@ class Job:
                 return
             source = self._source_job or self._source_path or self.request.get("source")
             cost = await asyncio.to_thread(  # a local MP4 source is probed for its length
-                estimate_job, self.kind, self.request, source, engine.cache, engine.settings, local=engine.backend.local
+                estimate_job,
+                self.kind,
+                self.request,
+                source,
+                engine.cache,
+                engine.settings,
+                local=engine.backend.local,
+                self_hosted=bool(engine.backend.engine),
             )
             budget = Budget(engine.cache.root, user=engine.settings.user)
             usd = budget.reserve(cost, engine.settings.budget_usd)  # BudgetExceededError: nothing is sent
