@@ -194,8 +194,7 @@ ADVICE: tuple[tuple[type[SoraError], str | None, str], ...] = (
     (
         DeadlineExceededError,
         "not_created",
-        "Nothing was created or charged: run it again when the engine is free, or allow longer with "
-        "sora_nb.configure(deadline=...).",
+        "Nothing was created or charged: run it later, or allow longer with sora_nb.configure(deadline=...).",
     ),
     (DeadlineExceededError, None, "It is not lost: sora_nb.attach(video_id) picks it up later."),
     (NotFoundError, None, "Check the video ID; a retry of a generated job starts a new one."),
