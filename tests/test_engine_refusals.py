@@ -191,6 +191,27 @@ def test_waiting_past_the_deadline_creates_nothing_and_refunds(configured: Confi
     assert current_engine().admission.refused >= 1
 
 
+def test_cancelling_a_waiting_job_sends_nothing_more_and_refunds(configured: Configured, tmp_path: Path) -> None:
+    handle = configured(dialect="unsloth", speed=0.3)
+    sora_nb.configure(budget_usd=100.0, prices={"sora-2": 0.1})
+    with httpx.Client(base_url=handle.base_url, headers={"Authorization": f"Bearer {handle.key}"}) as other:
+        assert other.post("/videos", json={"prompt": "someone else's long render"}).status_code == 200
+    job = sora_nb.submit("mine is cancelled while it waits", model="sora-2", seconds=4)
+    seen = notes_of([job])
+    while not seen and not job.done:
+        time.sleep(0.01)
+    assert job.status == "queued" and job.note is not None and "is busy" in job.note
+    job.cancel()
+    with pytest.raises(errors.JobCancelledError):
+        job.result(timeout=30)
+    until = time.monotonic() + 30
+    while job.status != "cancelled" and time.monotonic() < until:  # the runner winds the job down after cancel()
+        time.sleep(0.01)
+    assert job.status == "cancelled" and job.id is None
+    assert len(handle.app.store.jobs()) == 1 and sum(handle.app.deletes.values()) == 0
+    assert Budget(tmp_path / "cache").spent == 0.0
+
+
 def test_a_failed_job_on_vllm_omni_fails_within_one_poll(configured: Configured) -> None:
     configured(dialect="vllm-omni", speed=4.0)
     job = sora_nb.submit("a moderation-test clip of a harbour")
