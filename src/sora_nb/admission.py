@@ -75,7 +75,9 @@ class Admission:
                 self.refused += 1
                 hint = exc.retry_after
                 self.capacity = max(1, self.running)
-                log.info("sora_nb: %s refused a create (%s); %s of ours run there", self.where, exc.code, self.running)
+                log.info(
+                    "sora_nb: %s refused a create (HTTP %s); %d of ours run there", self.where, exc.status, self.running
+                )
                 if self.running == 0:  # not our jobs: someone else's, or a rate limit
                     wait = backoff(refusals - 1, hint, MAX_BACKOFF)
                     notify(f"waiting: the engine at {self.where} is busy; asking again in {wait:.0f} s")
