@@ -78,7 +78,9 @@ class Admission:
                 log.info(
                     "sora_nb: %s refused a create (HTTP %s); %d of ours run there", self.where, exc.status, self.running
                 )
-                if self.running == 0:  # not our jobs: someone else's, or a rate limit
+                if self.running == 0:
+                    # not our jobs (someone else's, a rate limit): this create keeps its turn while it backs off,
+                    # so one create at a time asks again (its place is given up in ``finally``, after the wait)
                     wait = backoff(refusals - 1, hint, MAX_BACKOFF)
                     notify(f"waiting: the engine at {self.where} is busy; asking again in {wait:.0f} s")
                     await self._wait(min(wait, until - time.monotonic()))
