@@ -95,7 +95,8 @@ class AsyncVideosClient:
         self._downloads.close()
 
     async def _video(self, op: str, method: str, path: str, **kwargs: Any) -> Video:
-        response = await self.wire.request(op, method, path, **kwargs)
+        # an error status whose body is the job's record is that record (vLLM-Omni: a failed job is HTTP 500)
+        response = await self.wire.request(op, method, path, record=True, **kwargs)
         video = parse_video(self.wire.json(response))
         hint = response.headers.get("openai-poll-after-ms", "")
         ms = header_number(hint)
@@ -157,6 +158,11 @@ class AsyncVideosClient:
         ``completed``, its ``url`` the result's URL, or the ``file:`` URI of the MP4 written whole and valid to
         ``result_path(video_id)`` (default: a temporary folder); the request may stay open ``render_timeout``
         seconds while it renders.
+
+        A refusal for capacity (429, or 503/409 "busy", "queue full", "try again later": an engine that runs
+        one job at a time) created nothing and raises :class:`~sora_nb.errors.EngineBusyError` at once, with
+        the server's ``retry_after``; send it again later. ``sora_nb.submit``/``sweep`` jobs wait for their
+        turn on their own (:mod:`sora_nb.admission`).
         """
         ref = image if isinstance(image, ImageInput) or image is None else load_image(image)
         multipart = self.provider.encoding in ("multipart", "auto") or (

@@ -2,8 +2,8 @@
 
 ``resolve_backend()`` turns the settings into a Backend (starting the embedded local preview server, once per
 process and lazily, when no base URL is configured); an Engine is what every job of one configuration shares:
-the client, the cache, concurrency slots, the batch poller and the images still downloading. ``get_engine()``
-gives the one for the settings in force, on the runner loop.
+the client, the cache, concurrency slots, the admission of creates, the batch poller and the images still
+downloading. ``get_engine()`` gives the one for the settings in force, on the runner loop.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from sora_nb import errors
+from sora_nb.admission import Admission
 from sora_nb.cache import VideoCache, fingerprint
 from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Settings, default_cache_dir, settings
@@ -130,6 +131,8 @@ class Engine:
             max_connections=max(8, 2 * config.max_concurrency),
         )
         self.cache = VideoCache(config.cache_dir)
+        # how many jobs the engine takes at once, learned from its refusals; an accepted job holds a place
+        self.admission = Admission(self.client.wire.server)
         self.slots = asyncio.Semaphore(config.max_concurrency)
         # Images are downloaded outside a job's slot; bounded so that with the videos of the jobs in their slots
         # they never need more download threads than the client has (max_connections >= 2 * max_concurrency).

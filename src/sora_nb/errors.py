@@ -18,6 +18,7 @@ __all__ = [
     "ConnectError",
     "DeadlineExceededError",
     "DownloadError",
+    "EngineBusyError",
     "GenerationFailedError",
     "InvalidRequestError",
     "JobCancelledError",
@@ -128,6 +129,11 @@ class RateLimitError(SoraError):
         super().__init__(message, status=status, code=code)
 
 
+class EngineBusyError(RateLimitError):
+    """A create refused for capacity (429, or 503/409 "busy", "queue full", "try again later"): nothing was
+    created. Jobs wait their turn for such an engine on their own; a direct client call may send it again."""
+
+
 class GenerationFailedError(SoraError):
     """The job ran and failed on the server (``code`` such as ``moderation_blocked``)."""
 
@@ -177,9 +183,19 @@ ADVICE: tuple[tuple[type[SoraError], str | None, str], ...] = (
         None,
         "Generate it again (or remix it); sora_nb downloads finished videos at once to avoid this.",
     ),
+    (
+        EngineBusyError,
+        None,
+        "Nothing was created: send it again once one of its jobs ends (sora_nb's jobs wait for their turn).",
+    ),
     (RateLimitError, None, "The service is busy: wait a moment, then retry."),
     (ServerError, None, "The service may be down; try again later."),
     (ConnectError, None, "Check the base URL and your network (sora_nb.configure(base_url=...))."),
+    (
+        DeadlineExceededError,
+        "not_created",
+        "Nothing was created or charged: run it later, or allow longer with sora_nb.configure(deadline=...).",
+    ),
     (DeadlineExceededError, None, "It is not lost: sora_nb.attach(video_id) picks it up later."),
     (NotFoundError, None, "Check the video ID; a retry of a generated job starts a new one."),
     (JobCancelledError, None, "A retry starts a new job."),

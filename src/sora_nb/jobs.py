@@ -49,7 +49,8 @@ class Job:
     State: ``status`` (pending, queued, in_progress, downloading, completed, failed, cancelled), ``progress``
     (0-100 or None), ``elapsed``, ``eta`` (seconds or None), ``bytes_done``/``bytes_total``, ``error``,
     ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``,
-    ``local`` (whether it runs on the embedded local preview server).
+    ``local`` (whether it runs on the embedded local preview server), ``note`` (why a job waits: "waiting: the
+    engine at host:port runs 1 job at a time" while a busy engine's refusal queues it; None otherwise).
     ``thumbnail`` and ``spritesheet`` may arrive after the job has completed (they never hold up the video).
     Observers registered with :meth:`observe` are called on the runner thread after each change.
     """
@@ -74,6 +75,7 @@ class Job:
         self.bytes_done = 0
         self.bytes_total: int | None = None
         self.error: errors.SoraError | None = None
+        self.note: str | None = None
         self.video: Video | None = None
         self.id = video_id
         self.path: Path | None = None
@@ -180,6 +182,7 @@ class Job:
                     await self._create(engine, key)
                 assert self.id is not None
                 video = self._answered or await poll(engine.poller, self.id, self, deadline=engine.settings.deadline)
+                engine.admission.release(self)  # it ended on the server: the next job may go while this downloads
                 if video.status == "failed":
                     reason = video.error.message if video.error else "no reason given"
                     raise errors.GenerationFailedError(
@@ -213,6 +216,7 @@ class Job:
             raise error from exc
         finally:
             if engine is not None:
+                engine.admission.release(self)  # no longer followed (failed, cancelled, past the deadline)
                 await engine.release()
 
     def _finish_cached(self, hit: CachedVideo) -> Path:
@@ -256,8 +260,10 @@ class Job:
             )
             budget = Budget(engine.cache.root, user=engine.settings.user)
             usd = budget.reserve(cost, engine.settings.budget_usd)  # BudgetExceededError: nothing is sent
-            try:
-                video = await self._send_create(engine)
+            try:  # a busy engine's refusal queues the job here, the reservation held; nothing else is re-sent
+                video = await engine.admission.admit(
+                    self, lambda: self._send_create(engine), deadline=engine.settings.deadline, notify=self._waiting
+                )
             except BaseException:
                 if usd:
                     budget.refund(usd)
@@ -269,6 +275,13 @@ class Job:
             self.update_from(video)
         finally:
             lock.release()
+
+    def _waiting(self, note: str | None) -> None:
+        """Admission's word: why the job waits for the engine (it stays queued), or None once it is accepted."""
+        if note is not None:
+            self._set(status="queued", note=note)
+        elif self.note is not None:
+            self._set(note=None)
 
     async def _send_create(self, engine: Engine) -> Video:
         client, r = engine.client, self.request

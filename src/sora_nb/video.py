@@ -78,9 +78,13 @@ class Video:
         return self.status in TERMINAL
 
 
+def _word(raw: str) -> str:
+    return raw.strip().lower().replace(" ", "_").replace("-", "_")
+
+
 def normalise_status(raw: str, progress: int | None = None) -> Status:
     """The canonical status for a server's word; unknown words count as not finished."""
-    word = raw.strip().lower().replace(" ", "_").replace("-", "_")
+    word = _word(raw)
     if word in _STATUS_WORDS:
         return _STATUS_WORDS[word]
     return "in_progress" if progress else "queued"
@@ -165,10 +169,25 @@ def _error(value: Any) -> VideoError | None:
     return None
 
 
+def _unwrap(data: Any) -> Any:
+    if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping) and "id" not in data:
+        return data["data"]  # some relays wrap the record: {"code": ..., "data": {...}}
+    return data
+
+
+def is_video_record(data: Any) -> bool:
+    """Whether a body is a video record: an ``id`` and a known status word (vLLM-Omni answers a failed job's
+    retrieve with HTTP 500 and the job as body; an error envelope has neither)."""
+    data = _unwrap(data)
+    if not isinstance(data, Mapping) or not (_text(data.get("id")) or _text(data.get("task_id"))):
+        return False
+    status = data.get("status")
+    return isinstance(status, str) and _word(status) in _STATUS_WORDS
+
+
 def parse_video(data: Any) -> Video:
     """A ``Video`` from a response body; ``ResponseFormatError`` naming the field if it cannot be read."""
-    if isinstance(data, Mapping) and isinstance(data.get("data"), Mapping) and "id" not in data:
-        data = data["data"]  # some relays wrap the record: {"code": ..., "data": {...}}
+    data = _unwrap(data)
     if not isinstance(data, Mapping):
         raise ResponseFormatError(f"expected a JSON object for a video, got {type(data).__name__}")
     video_id = _text(data.get("id")) or _text(data.get("task_id"))

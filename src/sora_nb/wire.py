@@ -6,8 +6,11 @@
   by status code, no ``Cookie`` on a hop to another origin.
 - GETs and DELETEs are retried on 408/409/429/5xx and transport errors, with exponential backoff, full jitter and
   ``Retry-After``. A create is re-sent only when it provably did not reach the server (the connection was never
-  made) or the server refused it with 429.
-- An API answer is read up to MAX_API_BODY; an error answer becomes the SoraError that says what happened.
+  made). A create refused for capacity (429, or 503/409 saying busy / queue full / try again later) created
+  nothing: it raises EngineBusyError at once, and :mod:`sora_nb.admission` decides when to send it again.
+- An API answer is read up to MAX_API_BODY; an error answer becomes the SoraError that says what happened,
+  except one whose body is a video record where a record is asked for (vLLM-Omni: a failed job's retrieve is
+  HTTP 500 with the job as body): that is the answer.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sora_nb import errors
 from sora_nb.errors import one_line
 from sora_nb.providers import Provider, RequestBody
 from sora_nb.transport import StdlibTransport, env_proxies
+from sora_nb.video import is_video_record
 
 log = logging.getLogger("sora_nb")
 
@@ -35,6 +39,13 @@ MAX_API_BODY = 16 * 1024 * 1024  # bytes on the wire for one JSON answer; downlo
 AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 NOT_READY_CODES = frozenset({"video_not_ready", "task_not_completed", "not_ready"})
 EXPIRED_CODES = frozenset({"video_expired", "expired"})
+BUSY_STATUSES = frozenset({409, 503})  # with a busy answer; a 429 is always a refusal
+BUSY_CODES = frozenset({"busy", "queue_full", "rate_limit_exceeded", "too_many_requests", "too_many_active_jobs"})
+NOT_BUSY_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})  # waiting will not help
+BUSY_WORDS = re.compile(
+    r"\bbusy\b|queue is full|queue full|try again later|limit of \d+ concurrent|concurrent tasks|\bat a time\b",
+    re.IGNORECASE,
+)
 MAX_REDIRECTS = 5
 TAGS = re.compile(r"<[^>]+>")
 _HEADER_NUMBER = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")  # ASCII digits only: 18 already exceed any file size
@@ -51,6 +62,25 @@ def header_number(value: str | None) -> float | None:
     else: "²" and other non-ASCII digits (``int()`` takes them), signs, "nan", exponents, 5000 digits."""
     text = (value or "").strip()
     return float(text) if _HEADER_NUMBER.fullmatch(text) else None
+
+
+def backoff(attempt: int, hinted: float | None, cap: float = 8.0) -> float:
+    """Seconds to wait before try number ``attempt + 1``: a server's hint (at most 60 s), else full jitter over
+    an exponential backoff of at most ``cap``."""
+    if hinted is not None:
+        return min(60.0, hinted)
+    return random.uniform(0, min(cap, 0.5 * 2**attempt))
+
+
+def is_refusal(status: int, code: str | None, message: str) -> bool:
+    """Whether an error answer to a create refuses it for capacity, so nothing was created: any 429 (but a
+    spent quota), and a 409 or 503 whose code or words say busy, queue full, limit reached, try again later.
+    Any other 503 (no model loaded, delivery unavailable) or 5xx is not: it may have created a job."""
+    if code in NOT_BUSY_CODES:
+        return False
+    if status == 429:
+        return True
+    return status in BUSY_STATUSES and (code in BUSY_CODES or BUSY_WORDS.search(message) is not None)
 
 
 def header_int(value: str | None) -> int | None:
@@ -217,10 +247,7 @@ class Wire:
     def delay(self, attempt: int, retry_after: str | None) -> float:
         """Seconds before retry number ``attempt + 1``: the server's ``Retry-After`` (at most 60 s), else full
         jitter over an exponential backoff."""
-        hinted = header_number(retry_after)
-        if hinted is not None:
-            return min(60.0, hinted)
-        return random.uniform(0, min(8.0, 0.5 * 2**attempt))
+        return backoff(attempt, header_number(retry_after))
 
     async def request(
         self,
@@ -233,9 +260,12 @@ class Wire:
         resend: Literal["always", "unsent"] = "always",
         read_timeout: float | None = None,
         stream_media: bool = False,
+        record: bool = False,
     ) -> httpx.Response:
         """One API call with retries; a SoraError for any answer that is not a success.
 
+        ``resend="unsent"`` (a create): re-sent only if it never reached the server; a refusal for capacity is
+        an EngineBusyError at once. ``record``: an error answer whose body is a video record is the answer.
         ``read_timeout`` replaces the idle timeout (a synchronous engine renders while the request is open); with
         ``stream_media`` a success that is not JSON comes back unread, to be streamed and closed by the caller.
         """
@@ -271,12 +301,11 @@ class Wire:
                         f"connection to {self.server} failed ({type(exc).__name__}){'; ' + what if what else ''}"
                     ) from None
             else:
-                if response.status_code < 400:
+                if response.status_code < 400 or (record and self._is_record(response)):
                     return response
-                retryable = response.status_code in RETRY_STATUSES and (
-                    resend == "always" or response.status_code == 429
-                )
-                if not retryable or attempt >= self.max_retries:
+                if resend == "unsent":
+                    raise self._refusal(self.error(response), response)
+                if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
                     raise self.error(response)
                 log.info("sora_nb: %s %s answered %s; retrying", method, path.split("?")[0], response.status_code)
                 await asyncio.sleep(self.delay(attempt, response.headers.get("retry-after")))
@@ -284,6 +313,22 @@ class Wire:
                 continue
             await asyncio.sleep(self.delay(attempt, None))
             attempt += 1
+
+    @staticmethod
+    def _is_record(response: httpx.Response) -> bool:
+        try:
+            return is_video_record(response.json())
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return False
+
+    @staticmethod
+    def _refusal(error: errors.SoraError, response: httpx.Response) -> errors.SoraError:
+        """``error`` as an EngineBusyError when it refuses a create for capacity (see :func:`is_refusal`)."""
+        status = response.status_code
+        if not is_refusal(status, error.code, error.message):
+            return error
+        after = header_number(response.headers.get("retry-after"))
+        return errors.EngineBusyError(error.message, retry_after=after, status=status, code=error.code)
 
     async def _read_capped(self, response: httpx.Response) -> httpx.Response:
         """The response with its body read, refusing one over MAX_API_BODY (an API answer is a small record)."""
@@ -332,6 +377,8 @@ class Wire:
                 message = str(err.get("message") or "")
             elif isinstance(err, str):
                 message = err
+            if not message:
+                message = _detail(payload.get("detail"))
         if not message:
             message = TAGS.sub(" ", response.text[:2000])
         message = one_line(message) or response.reason_phrase
@@ -364,6 +411,22 @@ class Wire:
                 f"{response.request.url.path} answered {response.headers.get('content-type', '?')} "
                 f"that is not JSON: {snippet!r}"
             ) from None
+
+
+def _detail(detail: Any) -> str:
+    """The text of a FastAPI error body (SGLang, Aquiles): ``{"detail": "..."}``, or for a 422 a list of
+    ``{"loc": [...], "msg": "..."}`` given as ``field: msg``."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        parts = []
+        for item in detail[:5]:
+            if isinstance(item, Mapping) and item.get("msg"):
+                loc = item.get("loc")
+                where = ".".join(str(x) for x in loc if x != "body") if isinstance(loc, list) else ""
+                parts.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+        return "; ".join(parts)
+    return ""
 
 
 class _ForceMultipart(dict[str, Any]):
