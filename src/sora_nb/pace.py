@@ -98,14 +98,16 @@ class Pace:
         if self.known:
             eta = self.trend.eta()
             return Reading(video.progress, eta, "progress" if eta is not None else None)
-        eta = self.history_eta()
+        eta = self.history_eta(now)
         return Reading(None, eta, "history" if eta is not None else None)
 
-    def history_eta(self) -> float | None:
-        """Seconds left if this job takes as long as similar past ones; None without them, or once past it."""
+    def history_eta(self, now: float | None = None) -> float | None:
+        """Seconds left at ``now`` (``time.monotonic()``) if this job takes as long as similar past ones; None
+        without them, or once it has taken longer."""
         if self.past is None or self._born is None:
             return None
-        left = self.past.seconds - (time.monotonic() - self._born)
+        now = time.monotonic() if now is None else now
+        left = self.past.seconds - (now - self._born)
         return left if left > 0 else None
 
     def take_lookup(self) -> Callable[[], PastJobs | None] | None:
