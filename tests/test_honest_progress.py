@@ -234,6 +234,7 @@ def test_likeness_is_model_size_seconds_and_steps() -> None:
     assert likeness(base) != likeness({**base, "size": "480x832"})
     assert likeness({**base, "steps": 20}) == likeness({**base, "extra": {"num_inference_steps": 20}})
     assert likeness({**base, "steps": 20}) != likeness({**base, "steps": 40})
+    assert likeness({"prompt": "a"}) != likeness({"prompt": "a", "source": "video_1"})  # a remix is no new video
 
 
 def saved(cache: VideoCache, video_id: str, request: dict[str, str], **record: object) -> None:

@@ -32,11 +32,13 @@ class PastJobs:
 
 
 def likeness(request: Mapping[str, Any]) -> tuple[str | None, ...]:
-    """What makes two requests take about as long: model, size, seconds and the number of steps (when set)."""
+    """What makes two requests take about as long: model, size, seconds and the number of steps (when set), and
+    whether it makes a new video or changes one (a remix, edit or extension names its ``source``)."""
     extra = request.get("extra")
     extra = extra if isinstance(extra, Mapping) else {}
     steps = request.get("steps", extra.get("steps", extra.get("num_inference_steps")))
-    shown = (request.get("model"), request.get("size"), request.get("seconds"), steps)
+    derived = "derived" if request.get("source") is not None else None
+    shown = (request.get("model"), request.get("size"), request.get("seconds"), steps, derived)
     return tuple(None if value is None else str(value) for value in shown)
 
 
