@@ -26,14 +26,15 @@ function view({ model, el: root }, files) {
 
   const word = el("span", { class: "sora-word" });
   const pct = el("span", { class: "sora-pct" });
-  const clock = el("span", { class: "sora-clock" });
+  const elapsedText = el("span");
   const etaLabel = el("span", { class: "sora-eta" });
+  const clock = el("span", { class: "sora-clock" }, elapsedText, etaLabel);
   const bytes = el("span", { class: "sora-bytes" });
   const progress = progressBar();
   const bar = progress.bar;
   const cancel = button("Cancel", LABELS.cancel);
   const running = el("div", { class: "sora-running" },
-    el("div", { class: "sora-line" }, word, pct, clock, etaLabel, bytes), bar, el("div", { class: "sora-actions" }, cancel));
+    el("div", { class: "sora-line" }, word, pct, clock, bytes), bar, el("div", { class: "sora-actions" }, cancel));
 
   const video = el("video", { controls: "", playsinline: "", preload: "metadata", class: "sora-video",
     "aria-label": LABELS.video });
@@ -95,12 +96,12 @@ function view({ model, el: root }, files) {
     const elapsed = ((finished || now) - started) / 1000;
     const etaAt = model.get("eta_at");
     const eta = etaAt ? Math.max(0, (etaAt - now) / 1000) : null;
-    clock.textContent = fmtSeconds(elapsed);
+    elapsedText.textContent = fmtSeconds(elapsed);
     const source = model.get("eta_source");
     const jobs = model.get("history_jobs");
     const text = status === "queued" || status === "in_progress" ? etaText({ eta, source, jobs,
       typical: model.get("history_seconds"), unknown: model.get("progress") < 0 }) : "";
-    etaLabel.textContent = text ? `· ${text}` : "";
+    etaLabel.textContent = text ? ` · ${text}` : "";
     etaLabel.dataset.source = text ? (eta !== null ? source : "history") : "";
     etaLabel.title = etaLabel.dataset.source === "history" ? `Estimated from how long this backend took for ${jobs} ` +
       "similar past job(s) (same size, length and steps): the engine reports no real percentage." : "";
