@@ -228,6 +228,18 @@ def test_an_attached_job_is_as_old_as_its_server_says() -> None:
     assert pace.duration(done) == 95.0  # the server's times: this job did not see its start
 
 
+def test_a_create_answered_with_the_finished_video_records_no_duration_of_its_own() -> None:
+    pace = Pace()
+    pace.bind("jump", lambda: None, fresh=True)
+    done = video("completed", 100)  # a synchronous engine: the create's answer is the finished video
+    pace.read(done, 5.0)
+    assert pace.duration(done) is None  # not 0 s: how long the request took is not what later ETAs need
+    fresh = Pace()
+    fresh.read(video("queued", 0), 5.0)
+    fresh.read(video("completed", 100), 17.5)
+    assert fresh.duration(video("completed", 100)) == 12.5
+
+
 def test_likeness_is_model_size_seconds_and_steps() -> None:
     base = {"prompt": "a", "model": "wan", "size": "832x480", "seconds": "4"}
     assert likeness(base) == likeness({**base, "prompt": "b", "seed": 7})

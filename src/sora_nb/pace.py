@@ -81,6 +81,7 @@ class Pace:
         self._fresh = True
         self._born: float | None = None  # when the server job began (``time.monotonic()``)
         self._ended: float | None = None  # when it was first seen finished
+        self._at_once = False
 
     def bind(self, progress: str, lookup: Callable[[], PastJobs | None], *, fresh: bool) -> None:
         """The profile's word on its percentages (``real``, ``jump``, ``fake``), how to find similar past jobs,
@@ -92,6 +93,7 @@ class Pace:
         now = time.monotonic() if moment is None else moment
         self.trend.add(None if video.status == "queued" else video.progress, now)  # queued 0 % is no rise
         if self._born is None:
+            self._at_once = video.done  # a synchronous engine's create answer: no time seen passing
             age = time.time() - video.created_at if not self._fresh and video.created_at is not None else 0.0
             self._born = now - max(0.0, age)  # an attached job has run since its server says it was created
         if video.done and self._ended is None:
@@ -122,7 +124,7 @@ class Pace:
     def duration(self, video: Video) -> float | None:
         """Seconds the server took from the create to the finish: as this job saw it when it made the create,
         else by the server's own times (None without them)."""
-        if self._fresh and self._born is not None and self._ended is not None:
+        if self._fresh and self._born is not None and self._ended is not None and not self._at_once:
             return self._ended - self._born
         if video.created_at is not None and video.completed_at is not None:
             return float(max(0, video.completed_at - video.created_at))
