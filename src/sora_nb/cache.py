@@ -143,7 +143,9 @@ class CachedVideo:
     """A video in the cache: its files (None when absent), its saved record and the video it describes.
 
     ``record`` is validated: ``id`` (str), ``video`` (dict, empty when unreadable), ``request`` (dict),
-    ``backend`` (str) and ``saved_at`` (Unix seconds, float); ``video`` is that record as a ``Video``.
+    ``backend`` (str), ``endpoint`` (the backend's identity, str, "" when unknown), ``duration`` (seconds the
+    server took from the create to the finish, float or None) and ``saved_at`` (Unix seconds, float);
+    ``video`` is that record as a ``Video``.
     """
 
     id: str
@@ -201,6 +203,13 @@ def _validated(raw: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], Vide
     if not isinstance(backend, str):
         problems.append("'backend' is not text (ignored)")
         backend = ""
+    endpoint, duration = raw.get("endpoint", ""), raw.get("duration")
+    if not isinstance(endpoint, str):
+        problems.append("'endpoint' is not text (ignored)")
+        endpoint = ""
+    if duration is not None and _saved_at(duration) is None:  # the same test: a finite number, not negative
+        problems.append("'duration' is not a number of seconds (ignored)")
+        duration = None
     video = _stored_video(raw.get("video"), video_id)
     if video is None:
         problems.append("'video' is not a record of this video (ignored)")
@@ -211,6 +220,8 @@ def _validated(raw: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], Vide
         "video": _saved_record(video) if video else {},
         "request": request,
         "backend": backend,
+        "endpoint": endpoint,
+        "duration": float(duration) if duration is not None else None,
         "saved_at": saved_at,
     }
     return record, video
@@ -252,8 +263,17 @@ class VideoCache:
         """
         return FileLock(str(self.directory(video_id) / ".lock"), thread_local=False)
 
-    def save_record(self, video: Video, *, request: Mapping[str, Any] | None = None, backend: str = "") -> None:
-        """Write ``video.json``: the normalised record (without result URLs) and the request parameters."""
+    def save_record(
+        self,
+        video: Video,
+        *,
+        request: Mapping[str, Any] | None = None,
+        backend: str = "",
+        endpoint: str = "",
+        duration: float | None = None,
+    ) -> None:
+        """Write ``video.json``: the normalised record (without result URLs), the request parameters, and where
+        and how long it was made (``endpoint``: the backend's identity; ``duration``: seconds, for ETAs)."""
         directory = self.directory(video.id)
         previous = self._entry(directory)
         kept = previous.record if previous is not None and previous.id == video.id else {}
@@ -264,6 +284,8 @@ class VideoCache:
                 "video": _saved_record(video),
                 "request": dict(request or kept.get("request") or {}),
                 "backend": backend or kept.get("backend", ""),
+                "endpoint": endpoint or kept.get("endpoint", ""),
+                "duration": duration if duration is not None else kept.get("duration"),
                 "saved_at": time.time(),
             },
         )

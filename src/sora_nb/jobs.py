@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -26,8 +27,9 @@ from sora_nb.discovery import complete_request
 from sora_nb.engine import Engine, get_engine
 from sora_nb.errors import one_line
 from sora_nb.media import first_frame
-from sora_nb.polling import TRANSIENT, ProgressTrend, poll
-from sora_nb.providers import ImageInput
+from sora_nb.pace import EtaSource, Pace, PastJobs, past_jobs
+from sora_nb.polling import TRANSIENT, poll
+from sora_nb.providers import ImageInput, get_provider
 from sora_nb.request import OPEN_PARAMS, RequestParams, file_digest, generation_request, prompt_request
 from sora_nb.runner import get_runner
 from sora_nb.video import SHOWN_STATUS, Video
@@ -47,7 +49,11 @@ class Job:
     """One video job: observable state, ``await job``, ``job.result()``, ``job.cancel()``.
 
     State: ``status`` (pending, queued, in_progress, downloading, completed, failed, cancelled), ``progress``
-    (0-100 or None), ``elapsed``, ``eta`` (seconds or None), ``bytes_done``/``bytes_total``, ``error``,
+    (0-100, or None when there is no real percentage: the engine gives none, its profile says its numbers are
+    not one (SGLang, vLLM-Omni: 0 then 100; Aquiles: faked to 90), or they sit unchanged for long; the raw
+    number stays on ``video.progress``), ``elapsed``, ``eta`` (seconds or None), ``eta_source`` ("progress":
+    the trend of real percentages; "history": ``history``, similar past jobs on this backend; None without an
+    ETA), ``history`` (a :class:`~sora_nb.pace.PastJobs` or None), ``bytes_done``/``bytes_total``, ``error``,
     ``video`` (the last record), ``id``, ``path``, ``thumbnail``, ``spritesheet``, ``cached``, ``backend``,
     ``local`` (whether it runs on the embedded local preview server), ``note`` (why a job waits: "waiting: the
     engine at host:port runs 1 job at a time" while a busy engine's refusal queues it; None otherwise).
@@ -72,6 +78,8 @@ class Job:
         self.status: JobStatus = "pending"
         self.progress: int | None = None
         self.eta: float | None = None
+        self.eta_source: EtaSource | None = None
+        self.history: PastJobs | None = None
         self.bytes_done = 0
         self.bytes_total: int | None = None
         self.error: errors.SoraError | None = None
@@ -92,7 +100,8 @@ class Job:
         self._source_job = source_job  # a remix/edit/extension is priced by its source's record
         self._answered: Video | None = None  # a synchronous engine's create answer: the finished video itself
         self._observers: list[Callable[[Job], None]] = []
-        self.trend = ProgressTrend()
+        self.pace = Pace()
+        self._lookup: asyncio.Future[PastJobs | None] | None = None  # held: a task nobody holds may be collected
         self._future: concurrent.futures.Future[Path] = get_runner().submit(self._run())
 
     def __repr__(self) -> str:
@@ -103,6 +112,11 @@ class Job:
     def elapsed(self) -> float:
         """Seconds since the job started (frozen once it has finished)."""
         return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def eta_span(self) -> float | None:
+        """Seconds of progress readings the ETA is drawn from (None: not from readings)."""
+        return self.pace.trend.span() if self.eta_source == "progress" else None
 
     @property
     def done(self) -> bool:
@@ -176,6 +190,8 @@ class Job:
                 if (pending := engine.aux.get(self.id)) is not None:  # its images are still on their way
                     pending.add_done_callback(lambda _: self._aux_arrived(engine.cache))
                 return self._finish_cached(hit)
+            lookup = functools.partial(past_jobs, engine.cache, engine.backend.identity, self.request)
+            self.pace.bind(get_provider(engine.backend.provider).progress, lookup, fresh=self.id is None)
             async with engine.slots:
                 if self.id is None:
                     assert key is not None
@@ -312,13 +328,33 @@ class Job:
         return await client.extend(source, r["prompt"], r["seconds"])
 
     def update_from(self, video: Video, moment: float | None = None) -> None:
-        self.trend.add(None if video.status == "queued" else video.progress, moment)  # queued 0 % is no rise
+        """Take in a status answer, which describes ``moment`` (``time.monotonic()``)."""
+        reading = self.pace.read(video, moment)
         status: JobStatus = "queued" if video.status == "queued" else "in_progress"
         self._set(
             video=video,
             status=status if not video.done else self.status,
-            progress=video.progress,
-            eta=self.trend.eta(),
+            progress=reading.progress,
+            eta=reading.eta,
+            eta_source=reading.source,
+        )
+        if not video.done and (lookup := self.pace.take_lookup()) is not None:
+            self._lookup = asyncio.ensure_future(asyncio.to_thread(lookup))  # it reads the cache: off the loop
+            self._lookup.add_done_callback(self._history_found)
+
+    def _history_found(self, task: asyncio.Future[PastJobs | None]) -> None:
+        """Similar past jobs have been looked for: the ETA of a job without a real percentage comes from them."""
+        if task.cancelled() or (problem := task.exception()) is not None:
+            log.info(
+                "sora_nb: no ETA from past jobs: the cache could not be read (%r)",
+                None if task.cancelled() else problem,
+            )
+            return
+        self.pace.past = task.result()
+        running = self.status in ("pending", "queued", "in_progress") and not self.pace.known
+        eta = self.pace.history_eta() if running else self.eta
+        self._set(
+            history=self.pace.past, eta=eta, eta_source="history" if running and eta is not None else self.eta_source
         )
 
     async def _download(self, engine: Engine, video: Video) -> Path:
@@ -332,7 +368,13 @@ class Job:
                 hit = cache.get(video.id)
                 if hit is None:
                     await self._fetch(engine, video)
-                    cache.save_record(video, request=self.request, backend=engine.backend.label)  # usable at once
+                    cache.save_record(  # usable at once; its duration is what later ETAs of jobs like it are
+                        video,
+                        request=self.request,
+                        backend=engine.backend.label,
+                        endpoint=engine.backend.identity,
+                        duration=self.pace.duration(video),
+                    )
                     if self._answered is None:  # only for a video that is here: no image outlives a failure
                         aux = engine.fetch_aux(video)
                     else:  # a synchronous engine serves no images: a poster from the first frame, made here

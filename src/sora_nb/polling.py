@@ -26,13 +26,17 @@ BATCH_MIN = 3
 TRANSIENT = (errors.ServerError, errors.ConnectError, errors.RateLimitError, errors.ResponseFormatError)
 MAX_TRANSIENT_FAILURES = 8
 MAX_ODD_ANSWERS = 2  # status answers that are not a video record: retried twice (about 6 s), then an error
+STUCK_AFTER = 10.0  # seconds a percentage must sit unchanged (at least) before it counts as no percentage
 
 
 class ProgressTrend:
-    """Progress samples over time, and the ETA they predict."""
+    """Progress samples over time, the ETA they predict, and whether they are a percentage at all."""
 
     def __init__(self) -> None:
         self._samples: list[tuple[float, int]] = []
+        self._began = 0.0  # the first reading (since progress last went back)
+        self._since = 0.0  # the first reading of the latest value
+        self._value: int | None = None
 
     def add(self, progress: int | None, now: float | None = None) -> None:
         """Record a progress reading.
@@ -43,6 +47,10 @@ class ProgressTrend:
         if progress is None:
             return
         now = time.monotonic() if now is None else now
+        if self._value is None or progress < self._value:
+            self._began = now
+        if progress != self._value:
+            self._since, self._value = now, progress
         if self._samples and progress < self._samples[-1][1]:
             self._samples.clear()
         if self._samples and progress == self._samples[0][1]:
@@ -69,6 +77,18 @@ class ProgressTrend:
         """Seconds between the first and the last reading the ETA is drawn from."""
         return self._samples[-1][0] - self._samples[0][0] if self._samples else 0.0
 
+    def stuck(self, now: float | None = None) -> bool:
+        """Whether the readings show no real percentage: the latest value (below 100) has sat unchanged longer
+        than it took to rise to it, and longer than STUCK_AFTER seconds.
+
+        That covers a value faked up to some point and then held for the whole render (Aquiles: 90), and a
+        0 that jumps straight to 100 (vLLM-Omni): 0 is reached at once, so it is stuck after STUCK_AFTER.
+        """
+        if self._value is None or self._value >= 100:
+            return False
+        now = time.monotonic() if now is None else now
+        return now - self._since > max(STUCK_AFTER, self._since - self._began)
+
 
 def next_delay(*, hint: float | None, eta: float | None, elapsed: float, span: float | None = None) -> float:
     """Seconds to wait before the next status request.
@@ -76,6 +96,7 @@ def next_delay(*, hint: float | None, eta: float | None, elapsed: float, span: f
     Without a hint the delay grows from ~1 s toward 10 s as the job runs long, and a predicted finish is polled
     at rather than before: exactly at the ``eta`` when it is near, halfway first when it lies further ahead
     than the ``span`` of readings it was drawn from, and at the backoff when it is beyond 1.5x the backoff.
+    An ETA not drawn from readings (``span`` None: past jobs' durations) is aimed at when it is near.
     A server hint (``openai-poll-after-ms``, ``poll_after_seconds``, ``Retry-After``) is a floor: never ask
     sooner; where the trend predicts a later finish, ask then rather than at every hint.
     """
@@ -203,8 +224,8 @@ class Polled(Protocol):
         """Seconds since the job started."""
 
     @property
-    def trend(self) -> ProgressTrend:
-        """The job's progress readings."""
+    def eta_span(self) -> float | None:
+        """Seconds of progress readings the ETA is drawn from; None when it is not drawn from readings."""
 
     def update_from(self, video: Video, moment: float | None = None) -> None:
         """Take in a status answer, which describes ``moment`` (``time.monotonic()``)."""
@@ -242,7 +263,7 @@ async def poll(poller: BatchPoller, video_id: str, job: Polled, *, deadline: flo
         job.update_from(video, moment)
         if video.done:
             return video
-        delay = next_delay(hint=video.poll_after, eta=job.eta, elapsed=job.elapsed, span=job.trend.span())
+        delay = next_delay(hint=video.poll_after, eta=job.eta, elapsed=job.elapsed, span=job.eta_span)
         if time.monotonic() + delay > until:
             status = one_line(video.raw_status, SHOWN_STATUS)
             raise errors.DeadlineExceededError(

@@ -34,7 +34,10 @@ def describe(job: Job, width: int = 24) -> str:
         f"{job.elapsed:5.1f} s",
     ]
     if job.eta is not None and job.status in ("queued", "in_progress"):
-        parts.append(f"ETA {job.eta:.1f} s")
+        past = job.history.jobs if job.history is not None and job.eta_source == "history" else 0
+        parts.append(
+            f"about {job.eta:.1f} s left (from {past} past job{'s' * (past != 1)})" if past else f"ETA {job.eta:.1f} s"
+        )
     if job.cached:
         parts.append("(cached)")
     return "  ".join(parts)

@@ -63,12 +63,24 @@ class Card:
             "prompt": str(self.request.get("prompt") or (self.cached.prompt if self.cached else "")),
             "status": status,
             "progress": job.progress if job is not None and job.progress is not None else -1,
+            **_eta(job),
             "video_id": self.video_id or "",
             "width": int(width) if width.isdigit() else 0,
             "height": int(height) if height.isdigit() else 0,
             "error": str(job.error) if job is not None and job.error is not None else "",
             "cached": bool(self.cached or (job is not None and job.cached)),
         }
+
+
+def _eta(job: Job | None) -> dict[str, Any]:
+    """A running job's ETA as of now (-1 without one) and where it comes from (see ``etaText`` in common.js)."""
+    history = job.history if job is not None else None
+    return {
+        "eta": job.eta if job is not None and job.eta is not None and not job.done else -1,
+        "eta_source": (job.eta_source if job is not None else None) or "",
+        "history_jobs": history.jobs if history is not None else 0,
+        "history_seconds": history.seconds if history is not None else 0.0,
+    }
 
 
 class Gallery(Widget):

@@ -69,10 +69,15 @@ class VideoJob(Widget):
     backend = traitlets.Unicode("", help="Where the job runs: the host, after the engine's name if any.").tag(sync=True)
     local = traitlets.Bool(False, help="True on the embedded local preview server.").tag(sync=True)
     status = traitlets.Unicode("pending", help="The job's status (progress.WORDS has them all).").tag(sync=True)
-    progress = traitlets.Int(-1, help="Percent done, as the server says; -1 when it does not.").tag(sync=True)
+    progress = traitlets.Int(
+        -1, help="Percent done, as the server says; -1 when it gives no real percentage (job.progress None)."
+    ).tag(sync=True)
     started_at = traitlets.Float(0.0, help="When the job started, in Unix ms (0 before).").tag(sync=True)
     finished_at = traitlets.Float(0.0, help="When the job finished, in Unix ms (0 before).").tag(sync=True)
     eta_at = traitlets.Float(0.0, help="When the job should finish, in Unix ms (0: unknown or done).").tag(sync=True)
+    eta_source = traitlets.Unicode("", help='Where eta_at comes from: "progress", "history" or "".').tag(sync=True)
+    history_jobs = traitlets.Int(0, help="How many similar past jobs a history ETA is drawn from.").tag(sync=True)
+    history_seconds = traitlets.Float(0.0, help="How long those past jobs took (the median, seconds).").tag(sync=True)
     bytes_done = traitlets.Int(0, help="Bytes of the MP4 downloaded so far.").tag(sync=True)
     bytes_total = traitlets.Int(0, help="The MP4's size in bytes (0 until known).").tag(sync=True)
     video_id = traitlets.Unicode("", help="The server's ID of the video (empty until given).").tag(sync=True)
@@ -177,6 +182,9 @@ class VideoJob(Widget):
             "started_at": _epoch_ms(job.started),
             "finished_at": _epoch_ms(job.finished),
             "eta_at": (time.time() + job.eta) * 1000 if job.eta is not None and not job.done else 0.0,
+            "eta_source": job.eta_source or "",
+            "history_jobs": job.history.jobs if job.history is not None else 0,
+            "history_seconds": job.history.seconds if job.history is not None else 0.0,
             "bytes_done": job.bytes_done,
             "bytes_total": job.bytes_total or 0,
             "video_id": job.id or "",

@@ -14,6 +14,7 @@ const FINISHED = /* FINISHED */ [];
 const LABELS = {
   job: "Video generation job",
   progress: "Progress",
+  unknownProgress: "Working; the engine reports no real percentage",
   cancel: "Cancel this job",
   video: "Generated video",
   download: "Download the MP4",
@@ -42,6 +43,22 @@ function fmtSeconds(s) {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+/**
+ * The ETA label: the trend's ("ETA 12.0 s"), or one drawn from past jobs, said so ("about 1 min 20 s left (from
+ * 3 past jobs)", `short`: "~1 min 20 s left (3 past jobs)"); once a job without a real percentage has run longer
+ * than they took, what they took.
+ * @param {{ eta: number|null, source: string, jobs: number, typical: number, unknown: boolean, short?: boolean }} s
+ */
+function etaText({ eta, source, jobs, typical, unknown, short = false }) {
+  const past = jobs === 1 ? "1 past job" : `${jobs} past jobs`;
+  if (eta !== null && source === "history") {
+    return short ? `~${fmtSeconds(eta)} left (${past})` : `about ${fmtSeconds(eta)} left (from ${past})`;
+  }
+  if (eta !== null) return `ETA ${fmtSeconds(eta)}`;
+  if (unknown && jobs && typical) return `longer than ${past} took (${fmtSeconds(typical)})`;
+  return "";
+}
+
 function fmtBytes(n) {
   if (!n) return "0 B";
   const units = ["B", "KB", "MB", "GB"];
@@ -67,14 +84,27 @@ function button(text, label, attrs = {}) {
   return el("button", { class: "sora-button", type: "button", text, ...(label ? { "aria-label": label } : {}), ...attrs });
 }
 
-/** A progress bar: `set(percent)` fills it, `set(null)` empties it (and says so to screen readers). */
+/**
+ * A progress bar: `set(percent)` fills it, `set(null)` empties it, `set(null, true)` makes it indeterminate: a
+ * job running without a real percentage (an animated bar, still under prefers-reduced-motion; `aria-busy` and
+ * no `aria-valuenow` for screen readers).
+ */
 function progressBar() {
   const fill = el("div", { class: "sora-fill" });
   const bar = el("div", { class: "sora-bar", role: "progressbar", "aria-label": LABELS.progress, "aria-valuemin": "0",
     "aria-valuemax": "100" }, fill);
-  function set(value) {
+  function set(value, busy = false) {
+    const unknown = value === null && busy;
     fill.style.width = value === null ? "" : `${value}%`;
     if (value === null) bar.removeAttribute("aria-valuenow"); else bar.setAttribute("aria-valuenow", String(value));
+    bar.classList.toggle("sora-indeterminate", unknown);
+    if (unknown) {
+      bar.setAttribute("aria-busy", "true");
+      bar.setAttribute("aria-valuetext", LABELS.unknownProgress);
+    } else {
+      bar.removeAttribute("aria-busy");
+      bar.removeAttribute("aria-valuetext");
+    }
   }
   return { bar, set };
 }

@@ -24,7 +24,10 @@ function showNote(frame, text) {
 function cardStatus(c) {
   if (c.status === "completed") return c.cached ? "Cached" : WORDS.completed;
   if (c.status === "failed") return c.error || WORDS.failed;
-  return WORDS[c.status] || c.status;
+  const word = WORDS[c.status] || c.status;
+  const eta = c.status === "queued" || c.status === "in_progress" ? etaText({ eta: c.eta >= 0 ? c.eta : null,
+    source: c.eta_source, jobs: c.history_jobs, typical: c.history_seconds, unknown: c.progress < 0, short: true }) : "";
+  return eta ? `${word} · ${eta}` : word;
 }
 
 /** A take's star toggle and note box; `update(card)` shows the kernel's values (a note being typed is kept). */
@@ -119,12 +122,13 @@ function view({ model, el: root }, files) {
       n.card.dataset.status = c.status;
       n.labelText.textContent = c.label || c.prompt;
       n.card.title = c.prompt;
-      n.status.textContent = cardStatus(c) + (c.eta > 0 ? ` · about ${fmtSeconds(c.eta)} left` : "");
+      n.status.textContent = n.status.title = cardStatus(c);  // the title: the whole text where it is cut
       if (n.marks) n.marks.update(c);
       if (model.get("newest_first")) n.card.style.order = String(-i);
       n.progress.bar.hidden = FINISHED.includes(c.status);
       n.open.hidden = c.status !== "completed";
-      n.progress.set(c.progress >= 0 && c.status !== "completed" ? c.progress : null);
+      n.progress.set(c.progress >= 0 && c.status !== "completed" ? c.progress : null,
+        ["pending", "queued", "in_progress", "downloading"].includes(c.status) && c.progress < 0);
       if (c.width && c.height) n.card.style.setProperty("--ratio", `${c.width} / ${c.height}`);
       if (c.status === "completed" && model.get("autoplay") && !n.card.dataset.playing) {
         n.card.dataset.playing = "1";  // a sweep card becomes a muted looping preview when its job is done

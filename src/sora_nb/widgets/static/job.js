@@ -26,7 +26,9 @@ function view({ model, el: root }, files) {
 
   const word = el("span", { class: "sora-word" });
   const pct = el("span", { class: "sora-pct" });
-  const clock = el("span", { class: "sora-clock" });
+  const elapsedText = el("span");
+  const etaLabel = el("span", { class: "sora-eta" });
+  const clock = el("span", { class: "sora-clock" }, elapsedText, etaLabel);
   const bytes = el("span", { class: "sora-bytes" });
   const progress = progressBar();
   const bar = progress.bar;
@@ -94,9 +96,15 @@ function view({ model, el: root }, files) {
     const elapsed = ((finished || now) - started) / 1000;
     const etaAt = model.get("eta_at");
     const eta = etaAt ? Math.max(0, (etaAt - now) / 1000) : null;
-    let text = fmtSeconds(elapsed);
-    if (eta !== null && (status === "queued" || status === "in_progress")) text += ` · ETA ${fmtSeconds(eta)}`;
-    clock.textContent = text;
+    elapsedText.textContent = fmtSeconds(elapsed);
+    const source = model.get("eta_source");
+    const jobs = model.get("history_jobs");
+    const text = status === "queued" || status === "in_progress" ? etaText({ eta, source, jobs,
+      typical: model.get("history_seconds"), unknown: model.get("progress") < 0 }) : "";
+    etaLabel.textContent = text ? ` · ${text}` : "";
+    etaLabel.dataset.source = text ? (eta !== null ? source : "history") : "";
+    etaLabel.title = etaLabel.dataset.source === "history" ? `Estimated from how long this backend took for ${jobs} ` +
+      "similar past job(s) (same size, length and steps): the engine reports no real percentage." : "";
   }
 
   function update() {
@@ -123,8 +131,7 @@ function view({ model, el: root }, files) {
       value = Math.round((100 * model.get("bytes_done")) / model.get("bytes_total"));
     }
     const known = value !== null && value !== undefined && value >= 0 && status !== "pending";
-    bar.classList.toggle("sora-indeterminate", isRunning && !known);
-    progress.set(known ? value : null);
+    progress.set(known ? value : null, isRunning && !known);
     pct.textContent = known ? `${value}%` : "";
     bytes.textContent = status === "downloading" ? `${fmtBytes(model.get("bytes_done"))}` +
       (model.get("bytes_total") ? ` of ${fmtBytes(model.get("bytes_total"))}` : "") : "";
