@@ -1,5 +1,5 @@
 """The official openai SDK against the engine dialects whose own docs use it (SGLang, vLLM-Omni, Aquiles,
-Unsloth): ``client.videos.create(...)``, retrieve, ``download_content``."""
+Unsloth, oMLX): ``client.videos.create(...)``, retrieve, ``download_content``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ CASES: dict[str, dict[str, Any]] = {
     # Aquiles' test: base_url without /v1, model "wan2.2", any key
     "aquiles": {"key": "dummy", "root": True, "create": {"model": "wan2.2"}},
     "unsloth": {"create": {"seconds": "4"}},
+    # oMLX: a loaded video model by name, its own spellings in extra_body
+    "omlx": {"create": {"model": DEFAULT_SERVED_MODEL, "extra_body": {"steps": 20, "frames": 49}}},
 }
+# LocalAI is left out: its docs call /v1/videos with curl, and its synchronous answer ({data: [{url}]}) is not
+# the SDK's Video (tests/test_sync_engines.py covers it with sora_nb's client)
 
 
 @pytest.mark.parametrize("dialect", list(CASES))
