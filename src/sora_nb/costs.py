@@ -23,10 +23,11 @@ from typing import Any, Protocol
 
 from filelock import FileLock
 
-from sora_nb.cache import VideoCache, video_params
+from sora_nb.cache import VideoCache
 from sora_nb.config import Settings
 from sora_nb.errors import BudgetExceededError, SoraError
 from sora_nb.media import probe
+from sora_nb.records import video_params
 from sora_nb.statefiles import UnreadableFile, read_object
 from sora_nb.video import Video, parse_seconds
 

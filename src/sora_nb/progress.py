@@ -40,6 +40,8 @@ def describe(job: Job, width: int = 24) -> str:
         )
     if job.cached:
         parts.append("(cached)")
+    if job.note:  # a busy engine keeps it queued: say why
+        parts.append(f"({job.note})")
     return "  ".join(parts)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sora_nb
+from sora_nb import engine as engines
 from sora_nb.server import ServerHandle
 
 Configured = Callable[..., ServerHandle]
@@ -25,6 +26,19 @@ def test_a_card_reopens_its_full_player(configured: Configured) -> None:
     assert data["text/plain"] == "Gallery('History: 1 videos in the cache', 1 videos)"
     assert repr(gallery) == "Gallery('History: 1 videos in the cache', 1 videos, 1 done)"
     assert "application/vnd.jupyter.widget-view+json" in data
+
+
+def test_a_card_waiting_for_a_busy_engine_says_why(configured: Configured) -> None:
+    configured(dialect="aquiles", speed=4.0)  # one job at a time: the sweep's other jobs are refused, then queued
+    gallery = sora_nb.sweep(["a fox in snow", "an owl at night", "a heron over a lake"], seconds=4)
+    seen: list[tuple[str, str]] = []
+    gallery.observe(lambda change: seen.extend((c["status"], c["waiting"]) for c in change["new"]), names=["cards"])
+    gallery.wait(timeout=180)
+    assert engines._engine is not None
+    note = f"waiting: the engine at {engines._engine.client.wire.server} runs 1 job at a time"
+    assert ("queued", note) in seen, seen
+    assert {text for status, text in seen if status != "queued"} == {""}  # only a queued card says it waits
+    assert all(card["waiting"] == "" for card in gallery.cards)
 
 
 def test_cancel_all_stops_running_jobs_and_starts_no_more(configured: Configured) -> None:

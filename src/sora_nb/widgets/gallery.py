@@ -62,6 +62,7 @@ class Card:
             "label": self.label,
             "prompt": str(self.request.get("prompt") or (self.cached.prompt if self.cached else "")),
             "status": status,
+            "waiting": (job.note if job is not None else None) or "",  # why a queued job waits (Job.note)
             "progress": job.progress if job is not None and job.progress is not None else -1,
             **_eta(job),
             "video_id": self.video_id or "",

@@ -69,6 +69,9 @@ class VideoJob(Widget):
     backend = traitlets.Unicode("", help="Where the job runs: the host, after the engine's name if any.").tag(sync=True)
     local = traitlets.Bool(False, help="True on the embedded local preview server.").tag(sync=True)
     status = traitlets.Unicode("pending", help="The job's status (progress.WORDS has them all).").tag(sync=True)
+    waiting = traitlets.Unicode(
+        "", help='Why a queued job waits ("waiting: the engine at host:port runs 1 job at a time"); "" otherwise.'
+    ).tag(sync=True)
     progress = traitlets.Int(
         -1, help="Percent done, as the server says; -1 when it gives no real percentage (job.progress None)."
     ).tag(sync=True)
@@ -176,6 +179,7 @@ class VideoJob(Widget):
         video = job.video
         state: dict[str, Any] = {
             "status": job.status,
+            "waiting": job.note or "",
             "progress": job.progress if job.progress is not None else -1,
             "backend": job.backend,
             "local": job.local,

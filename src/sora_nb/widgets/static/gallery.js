@@ -85,13 +85,14 @@ function view({ model, el: root }, files) {
     const frame = el("div", { class: "sora-g-frame" }, img);
     const labelText = el("div", { class: "sora-g-label" });
     const status = el("div", { class: "sora-g-status" });
+    const waiting = el("div", { class: "sora-g-waiting", "aria-live": "polite" });  // why a queued job waits
     const progress = progressBar();
     const pick = el("input", { type: "checkbox", "aria-label": LABELS.pick });
     const open = button("Open", LABELS.open, { class: "sora-button sora-g-open" });
     open.addEventListener("click", () => model.send({ type: "open", index }));
     const marks = model.get("notes") ? takeMarks(model, index) : null;  // a playground's takes: star and note
     const card = el("div", { class: "sora-g-card", "data-index": String(index), tabindex: "0" },
-      frame, el("label", { class: "sora-g-pick" }, pick, labelText), status, progress.bar,
+      frame, el("label", { class: "sora-g-pick" }, pick, labelText), status, waiting, progress.bar,
       marks && marks.row, open);
     pick.addEventListener("change", () => { if (pick.checked) selected.add(index); else selected.delete(index); update(); });
     const play = async () => {
@@ -111,7 +112,7 @@ function view({ model, el: root }, files) {
     frame.addEventListener("click", play);
     card.addEventListener("keydown", (e) => { if (e.key === "Enter") play(); });
     seen.observe(card);
-    return { card, frame, img, labelText, status, progress, pick, open, play, marks };
+    return { card, frame, img, labelText, status, waiting, progress, pick, open, play, marks };
   }
 
   function update() {
@@ -123,6 +124,7 @@ function view({ model, el: root }, files) {
       n.labelText.textContent = c.label || c.prompt;
       n.card.title = c.prompt;
       n.status.textContent = n.status.title = cardStatus(c);  // the title: the whole text where it is cut
+      n.waiting.textContent = n.waiting.title = FINISHED.includes(c.status) ? "" : c.waiting || "";
       if (n.marks) n.marks.update(c);
       if (model.get("newest_first")) n.card.style.order = String(-i);
       n.progress.bar.hidden = FINISHED.includes(c.status);

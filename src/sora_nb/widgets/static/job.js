@@ -33,8 +33,11 @@ function view({ model, el: root }, files) {
   const progress = progressBar();
   const bar = progress.bar;
   const cancel = button("Cancel", LABELS.cancel);
+  // why a queued job waits (a busy engine): always in the tree, so a screen reader hears each new text
+  const waiting = el("div", { class: "sora-waiting", "aria-live": "polite" });
   const running = el("div", { class: "sora-running" },
-    el("div", { class: "sora-line" }, word, pct, clock, bytes), bar, el("div", { class: "sora-actions" }, cancel));
+    el("div", { class: "sora-line" }, word, pct, clock, bytes), waiting, bar,
+    el("div", { class: "sora-actions" }, cancel));
 
   const video = el("video", { controls: "", playsinline: "", preload: "metadata", class: "sora-video",
     "aria-label": LABELS.video });
@@ -126,6 +129,7 @@ function view({ model, el: root }, files) {
     failed.hidden = status !== "failed";
     cancel.hidden = !isRunning;
     word.textContent = WORDS[status] || status;
+    waiting.textContent = isRunning ? model.get("waiting") || "" : "";
     let value = model.get("progress");
     if (status === "downloading" && model.get("bytes_total")) {
       value = Math.round((100 * model.get("bytes_done")) / model.get("bytes_total"));
