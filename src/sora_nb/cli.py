@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sora_nb.server.launch import ServerHandle
 
 SERVE_HELP = "run the local preview Videos API server"
+USERS_HELP = "manage the students and teachers of a class relay (sora-nb serve --engine relay)"
 # `sora-nb generate`'s flag for each request parameter (sora_nb.request.RequestParams), in --help order
 REQUEST_FLAGS: dict[str, dict[str, Any]] = {
     "model": {"help": "model name (default: the server's, sora-2)"},
@@ -28,9 +29,9 @@ REQUEST_FLAGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
+def _parser(*, serve_options: bool = True, users_options: bool = True) -> argparse.ArgumentParser:
     """The parser; without ``serve_options`` the ``serve`` command is listed but takes no options (so building
-    the parser for another command imports nothing of the server)."""
+    the parser for another command imports nothing of the server), and likewise ``users``."""
     parser = argparse.ArgumentParser(prog="sora-nb", description="Live AI video generation for notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
     if serve_options:
@@ -39,6 +40,12 @@ def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
         sub.add_parser("serve", help=SERVE_HELP)
     _add_generate(sub)
     _add_cache(sub)
+    if users_options:
+        from sora_nb.server.relay import users
+
+        users.add_parser(sub)
+    else:
+        sub.add_parser("users", help=USERS_HELP)
     return parser
 
 
@@ -259,9 +266,13 @@ def _cache(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sora-nb``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser(serve_options="serve" in argv).parse_args(argv)
+    args = _parser(serve_options="serve" in argv, users_options="users" in argv).parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "users":
+        from sora_nb.server.relay import users
+
+        return users.run(args)
     if args.command == "generate":
         return _generate(args)
     return _cache(args)
