@@ -259,8 +259,9 @@ class Wire:
                 retryable = response.status_code in RETRY_STATUSES and (
                     resend == "always" or response.status_code == 429
                 )
-                if not retryable or attempt >= self.max_retries:
-                    raise self.error(response)
+                error = self.error(response)
+                if not retryable or attempt >= self.max_retries or isinstance(error, errors.BudgetExceededError):
+                    raise error
                 log.info("sora_nb: %s %s answered %s; retrying", method, path.split("?")[0], response.status_code)
                 await asyncio.sleep(self.delay(attempt, response.headers.get("retry-after")))
                 attempt += 1
@@ -328,6 +329,8 @@ class Wire:
             return errors.AuthenticationError(message, status=status, code=code)
         if status == 404 or code in ("task_not_exist", "video_not_found"):
             return errors.NotFoundError(message, status=status, code=code)
+        if status == 429 and code == "insufficient_quota":  # a relay's (or OpenAI's) refusal: no retry helps
+            return errors.BudgetExceededError(message, status=status, code=code)
         if status == 429:
             after = response.headers.get("retry-after")
             retry_after = header_number(after)

@@ -16,6 +16,7 @@ from sora_nb.server.addresses import authority, hostname, is_wildcard, reachable
 from sora_nb.server.app import VideosServer
 from sora_nb.server.config import DEFAULT_BLOCKED_WORDS, ServerConfig
 from sora_nb.server.engine_dialects import DEFAULT_SERVED_MODEL
+from sora_nb.server.relay.settings import RelayConfig
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -144,12 +145,16 @@ def start(
     allow_private_inputs: tuple[str, ...] = (),
     public_url: str | None = None,
     served_model: str = DEFAULT_SERVED_MODEL,
+    engine: str = "synthetic",
+    relay: RelayConfig | None = None,
     log_level: str = "warning",
 ) -> ServerHandle:
     """Start a local Videos API server in a background thread and return its handle once it listens.
 
     Beyond loopback (``host="0.0.0.0"``) ``key`` None means a random key (``handle.key``) and ``image_url``
-    inputs are fetched only with ``allow_remote_inputs=True``; see :class:`ServerConfig`.
+    inputs are fetched only with ``allow_remote_inputs=True``; see :class:`ServerConfig`. ``engine="relay"``
+    with ``relay=RelayConfig(upstream=URL)`` starts a class relay instead (the upstream key from the
+    environment variable ``SORA_NB_UPSTREAM_KEY``; students' tokens from ``sora-nb users add``).
     """
     config = ServerConfig(
         dialect=dialect,
@@ -166,6 +171,8 @@ def start(
         allow_private_inputs=tuple(allow_private_inputs),
         public_url=public_url,
         served_model=served_model,
+        engine=engine,
+        relay=relay,
     )
     app, server, sockets, urls = _prepare(config, host, port, log_level)
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="sora-nb-local-server", daemon=True)

@@ -1,0 +1,74 @@
+"""Fixtures of the relay tests: a local server as the upstream (faults on, a key of its own), and relays in
+front of it with users made through the ledger, as ``sora-nb users add`` makes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sora_nb.server import ServerHandle, start
+from sora_nb.server.relay.settings import UPSTREAM_KEY_ENV, RelayConfig
+from sora_nb.server.relay.storage import SqliteStorage
+from sora_nb.server.relay.users import add_user
+
+UPSTREAM_KEY = "sk-upstream-TEACHERS-SECRET-7f3a9c"
+UPSTREAM_FAULTS = "5xx=0.2,429=0.1,drop=0.5,retry_after=0,seed=11"
+
+
+@dataclass
+class Class:
+    """A relay in front of an upstream, and the tokens of its users by name."""
+
+    upstream: ServerHandle
+    relay: ServerHandle
+    tokens: dict[str, str]
+    data_dir: Path
+    seen: list[bytes] = field(default_factory=list)
+
+    def http(self, name: str) -> httpx.Client:
+        """A plain client with ``name``'s token that keeps every answer it gets in ``seen``."""
+
+        def keep(response: httpx.Response) -> None:
+            response.read()
+            self.seen.append(str(response.headers).encode() + response.content)
+
+        return httpx.Client(
+            base_url=self.relay.base_url,
+            headers={"Authorization": f"Bearer {self.tokens[name]}"},
+            timeout=30,
+            event_hooks={"response": [keep]},
+        )
+
+
+@pytest.fixture
+def upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerHandle]:
+    """The upstream service: a local server with its own key and faults on; the relay's key in the environment."""
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
+    with start(speed=50, data_dir=tmp_path / "upstream", key=UPSTREAM_KEY, faults=UPSTREAM_FAULTS) as handle:
+        yield handle
+
+
+@pytest.fixture
+def make_class(upstream: ServerHandle, tmp_path: Path) -> Iterator[Callable[..., Class]]:
+    """Start a relay in front of ``upstream`` with users ``{name: budget}`` (and an admin ``teacher``)."""
+    handles: list[ServerHandle] = []
+
+    def make(users: dict[str, float | None], data_dir: Path | None = None, **options: Any) -> Class:
+        data_dir = data_dir or tmp_path / "relay"
+        storage = SqliteStorage(data_dir)
+        tokens = {name: add_user(storage, name, budget=budget, admin=False) for name, budget in users.items()}
+        tokens["teacher"] = add_user(storage, "teacher", budget=None, admin=True)
+        storage.close()
+        options.setdefault("poll_interval", 0.05)
+        relay = start(engine="relay", relay=RelayConfig(upstream=upstream.base_url, **options), data_dir=data_dir)
+        handles.append(relay)
+        return Class(upstream, relay, tokens, data_dir)
+
+    yield make
+    for handle in handles:
+        handle.stop()
