@@ -54,20 +54,34 @@ def upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server
 
 
 @pytest.fixture
+def slow_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerHandle]:
+    """An upstream whose jobs take seconds (no faults): for limits and restarts while jobs run."""
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
+    with start(speed=0.5, data_dir=tmp_path / "slow-upstream", key=UPSTREAM_KEY) as handle:
+        yield handle
+
+
+def start_relay(upstream: ServerHandle, data_dir: Path, **options: Any) -> ServerHandle:
+    """A relay in front of ``upstream`` keeping its ledger and videos in ``data_dir``."""
+    options.setdefault("poll_interval", 0.05)
+    return start(engine="relay", relay=RelayConfig(upstream=upstream.base_url, **options), data_dir=data_dir)
+
+
+@pytest.fixture
 def make_class(upstream: ServerHandle, tmp_path: Path) -> Iterator[Callable[..., Class]]:
-    """Start a relay in front of ``upstream`` with users ``{name: budget}`` (and an admin ``teacher``)."""
+    """Start a relay in front of ``upstream`` (or the one given) with users ``{name: budget}`` and an admin
+    ``teacher``; each relay in a data directory of its own."""
     handles: list[ServerHandle] = []
 
-    def make(users: dict[str, float | None], data_dir: Path | None = None, **options: Any) -> Class:
-        data_dir = data_dir or tmp_path / "relay"
+    def make(users: dict[str, float | None], *, via: ServerHandle | None = None, **options: Any) -> Class:
+        data_dir = tmp_path / f"relay{len(handles)}"
         storage = SqliteStorage(data_dir)
         tokens = {name: add_user(storage, name, budget=budget, admin=False) for name, budget in users.items()}
         tokens["teacher"] = add_user(storage, "teacher", budget=None, admin=True)
         storage.close()
-        options.setdefault("poll_interval", 0.05)
-        relay = start(engine="relay", relay=RelayConfig(upstream=upstream.base_url, **options), data_dir=data_dir)
+        relay = start_relay(via or upstream, data_dir, **options)
         handles.append(relay)
-        return Class(upstream, relay, tokens, data_dir)
+        return Class(via or upstream, relay, tokens, data_dir)
 
     yield make
     for handle in handles:

@@ -170,6 +170,8 @@ class RelayEngine:
 
     def close(self) -> None:
         """Stop following (the upstream jobs are followed again when a relay opens the same data directory)."""
+        if not self._thread.is_alive():  # closed already
+            return
         with self._lock:
             tasks = [f.task for f in self._following.values() if f.task is not None]
         for task in tasks:

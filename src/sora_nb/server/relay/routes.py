@@ -69,9 +69,16 @@ def owned(request: Request, user: User) -> JobRecord:
 def _model_and_size(fields: dict[str, Any], ctx: Context, prices: dict[str, Any]) -> tuple[str, int, int]:
     """The model (an official one, or one the teacher priced) and its size."""
     model = params.text_field(fields, "model") or params.DEFAULT_MODEL
-    if not known(model, prices):
-        model = params.model(fields, ctx.dialect)  # 400 listing the models for anything else
+    if model in params.MODEL_SIZES:
         return (model, *params.size(fields, model, ctx.dialect))
+    if not known(model, prices):
+        names = ", ".join([*params.MODEL_SIZES, *prices])
+        raise invalid(
+            f"Unknown model {model[:80]!r} on this relay. Models: {names}. The teacher can add a gateway model "
+            "with a price: `sora-nb serve --engine relay --prices FILE`.",
+            param="model",
+            code="invalid_model",
+        )
     size = params.text_field(fields, "size") or params.DEFAULT_SIZE
     match = _SIZE.match(size)
     if match is None:
@@ -127,13 +134,7 @@ async def create(request: Request) -> Response:
     wanted = {"model": model, "size": f"{width}x{height}", "seconds": seconds, "seed": seed}
     record, _ = generation_request(prompt, wanted, default_model=None)  # the record the client keys its cache by
     usd = price(record, relay.prices)
-    if usd is None:
-        raise invalid(
-            f"The relay has no price for model {model!r}, so it cannot charge for it. The teacher can add one "
-            "with `sora-nb serve --engine relay --prices FILE`.",
-            param="model",
-            code="invalid_model",
-        )
+    assert usd is not None  # an official model or one the teacher priced
     key = fingerprint({"endpoint": relay.identity, "kind": "generate", **record})
     pending = Pending(user=user.name, fingerprint=key, request=record, price=usd, share=relay.config.share)
     with relay.engine.admitting(pending):

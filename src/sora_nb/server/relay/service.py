@@ -62,7 +62,7 @@ class Relay:
     def close(self) -> None:
         """Stop following upstream jobs and close the ledger."""
         self.engine.close()
-        self.storage.close()
+        self.storage.close()  # closing twice is harmless
 
 
 def relay_of(request: Request) -> Relay:
