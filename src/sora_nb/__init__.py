@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         extend,
         generate,
         history,
+        relay_usage,
         remix,
         spent,
         submit,
@@ -73,6 +74,7 @@ _HOME: dict[str, tuple[str, str | None]] = {
     "jobs": ("sora_nb.jobs", None),
     "parse_video": ("sora_nb.video", "parse_video"),
     "price_per_second": ("sora_nb.costs", "price_per_second"),
+    "relay_usage": ("sora_nb.api", "relay_usage"),
     "settings": ("sora_nb.config", "settings"),
 }
 
@@ -128,6 +130,7 @@ __all__ = [
     "jobs",
     "parse_video",
     "price_per_second",
+    "relay_usage",
     "remix",
     "settings",
     "spent",

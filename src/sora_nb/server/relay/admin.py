@@ -133,8 +133,10 @@ text-overflow:ellipsis}.hit{color:#2271b1}#login{display:none;gap:.5rem;margin-b
 <th class="num">Left</th><th class="num">Jobs</th><th class="num">Done</th><th class="num">Running</th>
 <th class="num">Failed</th><th class="num">Shared</th><th>Videos</th></tr></thead><tbody></tbody></table>
 <script>
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-if (fromHash) { sessionStorage.setItem("relayToken", fromHash); history.replaceState(null, "", location.pathname); }
+function takeHash() {  // #token=... : kept for this tab only, and taken out of the address bar at once
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) { sessionStorage.setItem("relayToken", fromHash); history.replaceState(null, "", location.pathname); }
+}
 const money = (v) => v === null ? "no limit" : "$" + v.toFixed(2);
 const cell = (text, cls) => { const td = document.createElement("td"); td.textContent = text;
   if (cls) td.className = cls; return td; };
@@ -177,6 +179,8 @@ document.getElementById("login").addEventListener("submit", (e) => { e.preventDe
   sessionStorage.setItem("relayToken", document.getElementById("token").value.trim());
   document.getElementById("error").textContent = "";
   document.getElementById("login").style.display = "none"; load(); });
-load();
+window.addEventListener("hashchange", () => { takeHash(); document.getElementById("error").textContent = "";
+  document.getElementById("login").style.display = "none"; load(); });
+takeHash(); load();
 </script></body></html>
 """
