@@ -251,6 +251,7 @@ def relay_usage(url: str, admin_token: str, *, gallery: bool = False, timeout: f
     """
     import base64
     import html
+    import shutil
 
     import httpx
 
@@ -275,15 +276,22 @@ def relay_usage(url: str, admin_token: str, *, gallery: bool = False, timeout: f
         rows: list[dict[str, Any]] = answer.json()["users"]
         if not gallery:
             return rows
+        import tempfile
+
         from IPython.display import HTML
 
+        from sora_nb.widgets._base import poster_jpeg
+
         cards = []
+        scratch = Path(tempfile.mkdtemp(prefix="sora-nb-relay-"))
         for user in rows:
             for video in user["videos"]:
                 if not video.get("poster"):
                     continue
                 poster = http.get(video["poster"])
-                src = "data:image/webp;base64," + base64.b64encode(poster.content).decode() if poster.is_success else ""
+                (scratch / "poster").write_bytes(poster.content if poster.is_success else b"")
+                jpeg = poster_jpeg(scratch / "poster", 160)  # small, and decoded safely
+                src = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode() if jpeg else ""
                 label = html.escape(f"{user['name']}: {video['prompt']}")
                 cards.append(
                     f'<figure style="margin:0;width:160px"><img src="{src}" alt="{label}" '
@@ -291,5 +299,6 @@ def relay_usage(url: str, admin_token: str, *, gallery: bool = False, timeout: f
                     f'<figcaption style="font-size:12px">{label}{" (shared)" if video["hit"] else ""}</figcaption>'
                     "</figure>"
                 )
+        shutil.rmtree(scratch, ignore_errors=True)
     grid = "".join(cards) or "No finished videos yet."
     return HTML(f'<div style="display:flex;flex-wrap:wrap;gap:8px">{grid}</div>')  # type: ignore[no-untyped-call]

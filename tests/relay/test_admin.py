@@ -29,7 +29,7 @@ def test_relay_usage_gives_each_students_spend_jobs_and_posters(make_class: Call
     with cls.http("teacher") as teacher:
         assert teacher.get(cls.relay.url + video["poster"]).content[:4] == b"RIFF"
     grid = sora_nb.relay_usage(cls.relay.url, cls.tokens["teacher"], gallery=True)
-    assert grid.data.count("data:image/webp;base64,") == 2 and "lee: a red kite (shared)" in grid.data
+    assert grid.data.count("data:image/jpeg;base64,") == 2 and "lee: a red kite (shared)" in grid.data
     with pytest.raises(errors.AuthenticationError, match="users add NAME --admin"):
         sora_nb.relay_usage(cls.relay.base_url, cls.tokens["kim"])
 
