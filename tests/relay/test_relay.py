@@ -51,6 +51,11 @@ def test_a_finished_video_is_fetched_once_and_served_with_range_and_etag(make_cl
         assert ann.get(path, headers={"If-None-Match": etag}).status_code == 304
         poster = ann.get(path, params={"variant": "thumbnail"})
         assert poster.status_code == 200 and poster.content[:4] == b"RIFF"
+        assert "x-sora-nb-server" not in poster.headers  # not a local preview: the upstream made it
+        # deleting a shared video leaves the other student's
+        assert ann.delete(f"/videos/{a.json()['id']}").json()["deleted"] is True
+        assert ann.get(path).status_code == 404
+        assert ben.get(f"/videos/{b.json()['id']}/content").content == whole.content
 
 
 def test_limits_answer_429_with_retry_after(make_class: Callable[..., Class], slow_upstream: ServerHandle) -> None:

@@ -101,7 +101,7 @@ class VideosServer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        send = tagged(send)
+        send = tagged(send, preview=self.relay is None)
         server = scope.get("server")
         if self.cdn.port is not None and server and server[1] == self.cdn.port:
             await self.cdn.app(scope, receive, send)

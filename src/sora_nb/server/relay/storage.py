@@ -270,7 +270,8 @@ class SqliteStorage:
         if found is not None:
             key, charge, new = str(found["key"]), 0.0, False
         else:
-            budget = db.execute("SELECT budget FROM users WHERE name = ?", (user,)).fetchone()["budget"]
+            found_user = db.execute("SELECT budget FROM users WHERE name = ?", (user,)).fetchone()
+            budget = found_user["budget"] if found_user is not None else 0.0  # removed a moment ago: nothing left
             spent = db.execute("SELECT COALESCE(SUM(charge), 0) FROM videos WHERE user = ?", (user,)).fetchone()[0]
             if budget is not None and spent + price > budget + 1e-9:
                 raise BudgetRefused(price, round(max(0.0, budget - spent), 6))
