@@ -48,3 +48,22 @@ def test_students_configure_the_relay_share_a_job_and_meet_their_budget(
     with pytest.raises(errors.BudgetExceededError, match=r"costs \$0.40 and you have \$0.00 left"):
         sora_nb.submit("a paper plane").result(timeout=60)
     assert len(cls.upstream.app.store.jobs()) == 1
+
+
+def test_the_official_sdk_talks_to_the_relay(make_class: Callable[..., Class], tmp_path: Path) -> None:
+    import openai
+
+    cls = make_class({"pat": 0.4})
+    sdk = openai.OpenAI(base_url=cls.relay.base_url, api_key=cls.tokens["pat"], max_retries=0)
+    video = sdk.videos.create_and_poll(prompt="a heron in the reeds", size="1280x720", seconds="4")
+    assert video.status == "completed" and (video.model, video.size, video.seconds) == ("sora-2", "1280x720", "4")
+    target = tmp_path / "heron.mp4"
+    with sdk.videos.with_streaming_response.download_content(video.id) as response:
+        response.stream_to_file(target)
+    assert target.read_bytes()[4:8] == b"ftyp"
+    assert [v.id for v in sdk.videos.list()] == [video.id]
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk.videos.create(prompt="a heron in flight")
+    assert refused.value.code == "insufficient_quota"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=cls.relay.base_url, api_key="sk-wrong", max_retries=0).videos.list()
