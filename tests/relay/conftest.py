@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from sora_nb.server import ServerHandle, start
 from sora_nb.server.relay.settings import UPSTREAM_KEY_ENV, RelayConfig
@@ -50,7 +52,22 @@ def upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server
     """The upstream service: a local server with its own key and faults on; the relay's key in the environment."""
     monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
     with start(speed=50, data_dir=tmp_path / "upstream", key=UPSTREAM_KEY, faults=UPSTREAM_FAULTS) as handle:
+        handle.received_headers = spy_on_headers(handle)  # type: ignore[attr-defined]
         yield handle
+
+
+def spy_on_headers(handle: ServerHandle) -> list[dict[str, str]]:
+    """The headers of every request the server receives, from now on (its gate sees each one first)."""
+    received: list[dict[str, str]] = []
+    gate = handle.app.api
+    denial = gate.denial
+
+    def recording(request: Request) -> Response | None:
+        received.append(dict(request.headers))
+        return denial(request)
+
+    gate.denial = recording
+    return received
 
 
 @pytest.fixture

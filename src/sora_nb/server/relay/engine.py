@@ -109,8 +109,8 @@ class RelayEngine:
                 self._pending = None
 
     def admission(self, video_id: str) -> Admission | None:
-        """How a video made in this process was admitted (a hit or not, its charge)."""
-        return self._admitted.get(video_id)
+        """How a video just made was admitted (a hit or not, its charge); asked once, by the create route."""
+        return self._admitted.pop(video_id, None)
 
     def admit(self, job: JobRecord) -> None:
         """Record the video in the ledger: BudgetRefused (nothing recorded) if it cannot be paid for."""

@@ -285,6 +285,7 @@ class SqliteStorage:
             "INSERT INTO videos (id, user, upstream_key, charge, hit, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (video_id, user, key, charge, int(not new), now),
         )
+        db.execute("DELETE FROM creates WHERE at < ?", (now - 3600,))  # only the last minute is ever asked for
         db.execute("INSERT INTO creates VALUES (?, ?)", (user, now))
         return Admission(upstream_key=key, charge=charge, hit=not new, new_upstream=new)
 
