@@ -166,3 +166,31 @@ def test_a_missing_or_unknown_token_is_refused(make_class: Callable[..., Class],
     with cls.http("teacher") as client:
         answer = client.get("/videos", headers={"Authorization": token})
         assert answer.status_code == 401 and "token your teacher gave you" in answer.json()["error"]["message"]
+
+
+WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "model"),
+    [("json-fields", None), ("cdn-redirect", None), ("sglang", None), ("vllm-omni", WAN), ("unsloth", None)],
+)
+def test_the_relay_forwards_to_other_dialects_with_their_profiles(
+    make_class: Callable[..., Class], tmp_path: Path, dialect: str, model: str | None
+) -> None:
+    from sora_nb.server import start
+    from tests.relay.conftest import UPSTREAM_KEY
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({WAN: 0.01}))  # a self-hosted engine's model, priced by the teacher
+    with start(speed=50, data_dir=tmp_path / dialect, key=UPSTREAM_KEY, dialect=dialect) as upstream:
+        cls = make_class({"rae": 1.0}, via=upstream, upstream_provider=dialect, prices=prices)
+        with cls.http("rae") as rae:
+            made = rae.post(
+                "/videos", json={"prompt": "a windmill", "size": "1280x720", **({"model": model} if model else {})}
+            )
+            record = wait_for(rae, made.json()["id"])
+            assert record["status"] == "completed", record
+            assert rae.get(f"/videos/{record['id']}/content").content[4:8] == b"ftyp"
+        assert len(upstream.app.store.jobs()) == 1
+        cls.relay.stop()

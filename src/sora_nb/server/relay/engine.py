@@ -30,9 +30,9 @@ from sora_nb.server.engines import EngineState, FilesDone
 from sora_nb.server.records import ASSETS, JobRecord
 from sora_nb.server.relay.storage import Admission, RelayStorage, Upstream
 from sora_nb.server.store import safe_key
+from sora_nb.video import Video
 
 log = logging.getLogger("sora_nb.server.relay")
-MAX_FETCH_ATTEMPTS = 3
 LOST = (
     "The relay stopped while sending this request upstream, so it cannot tell whether the job was made; "
     "it was not sent again and you were not charged. Submit it again."
@@ -205,8 +205,10 @@ class RelayEngine:
             upstream_id = upstream.upstream_id or await self._submit(upstream)
             if upstream_id is None:
                 return
-            if upstream.status == "completed" or await self._wait(key, upstream_id):  # completed: files lost
-                await self._fetch(key, upstream_id)
+            if upstream.status == "completed":  # completed before, but the relay's copy is gone
+                await self._fetch(key, upstream_id, None)
+            elif (video := await self._wait(key, upstream_id)) is not None:
+                await self._fetch(key, upstream_id, video.url)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave students waiting forever: fail their videos
@@ -232,15 +234,15 @@ class RelayEngine:
         self.storage.update_upstream(upstream.key, upstream_id=video.id, status=video.status)
         return video.id
 
-    async def _wait(self, key: str, upstream_id: str) -> bool:
-        """Poll the upstream job until it ends: True when it completed, False (its videos failed) otherwise."""
+    async def _wait(self, key: str, upstream_id: str) -> Video | None:
+        """Poll the upstream job until it ends: its record when it completed, None (its videos failed) otherwise."""
         delay = self.poll_interval
         while True:
             try:
                 video = await self.client.retrieve(upstream_id)
             except errors.NotFoundError:
                 self._fail(key, "upstream_lost", "The upstream service no longer knows this job; submit it again.")
-                return False
+                return None
             except errors.SoraError as exc:  # a flaky upstream: keep following, more slowly
                 log.warning("relay: polling upstream job %s: %s", key, errors.one_line(str(exc)))
                 delay = min(delay * 2, 30.0)
@@ -250,12 +252,12 @@ class RelayEngine:
             remaining = video.poll_after if video.poll_after is not None else self.poll_interval
             self._set(key, status=video.status, progress=video.progress or 0, remaining=remaining)
             if video.status == "completed":
-                return True
+                return video
             if video.status == "failed":
                 reason = video.error.message if video.error else "no reason given"
                 code = video.error.code if video.error and video.error.code else "upstream_failed"
                 self._fail(key, code, f"The upstream job failed: {errors.one_line(reason)}")
-                return False
+                return None
             if video.status != self.storage_status(key):
                 self.storage.update_upstream(key, status=video.status)
             await asyncio.sleep(min(max(video.poll_after or self.poll_interval, 0.05), 10.0))
@@ -265,30 +267,31 @@ class RelayEngine:
         upstream = self.storage.upstream(key)
         return upstream.status if upstream else None
 
-    async def _fetch(self, key: str, upstream_id: str) -> None:
-        """Download the upstream job's files once (the video must arrive; a missing poster or sheet is left
-        out), then hand them to every waiting video."""
+    async def _fetch(self, key: str, upstream_id: str, url: str | None) -> None:
+        """Download the upstream job's files once (the video must arrive, from its result ``url`` where the
+        content endpoint has none; a poster or sheet the upstream lacks is left out), then hand them to every
+        waiting video. The downloader resumes dropped connections and retries 5xx itself."""
         self.storage.update_upstream(key, status="fetching")
         self._set(key, status="fetching", progress=99)
         directory = self.files_dir(key)
         directory.mkdir(parents=True, exist_ok=True)
         for variant, (name, _) in ASSETS.items():
-            for attempt in range(MAX_FETCH_ATTEMPTS):
+            try:
                 try:
                     await self.client.download(upstream_id, directory / name, variant=variant)  # type: ignore[arg-type]
-                    break
-                except errors.SoraError as exc:
-                    log.warning("relay: fetching the %s of %s: %s", variant, key, errors.one_line(str(exc)))
-                    final = attempt == MAX_FETCH_ATTEMPTS - 1 or isinstance(
-                        exc, errors.NotFoundError | errors.VideoExpiredError
-                    )
-                    if final and variant == "video":
-                        refunded = self.storage.refund(key)
-                        note = f" The ${refunded:.2f} charged was refunded." if refunded else ""
-                        self._fail(key, "upstream_download_failed", f"Its video could not be fetched: {exc}{note}")
-                        return
-                    if final:
-                        break
+                except errors.NotFoundError:
+                    if variant != "video" or not url:
+                        raise
+                    await self.client.download(upstream_id, directory / name, url=url)
+            except errors.SoraError as exc:
+                if variant != "video":  # as the client does: a job without a poster is still a video
+                    log.info("relay: no %s for upstream job %s (%s)", variant, key, errors.one_line(str(exc)))
+                    continue
+                log.warning("relay: fetching the video of %s: %s", key, errors.one_line(str(exc)))
+                refunded = self.storage.refund(key)
+                note = f" The ${refunded:.2f} charged was refunded." if refunded else ""
+                self._fail(key, "upstream_download_failed", f"Its video could not be fetched: {exc}{note}")
+                return
         with self._lock:
             self.storage.update_upstream(key, status="completed", done_at=time.time())
             following = self._following.pop(key, None)
