@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sora_nb.server import ServerHandle
+from sora_nb.server import ServerHandle, start
 from sora_nb.server.relay.storage import SqliteStorage
 from tests.helpers import wait_for
-from tests.relay.conftest import Class, start_relay
+from tests.relay.conftest import UPSTREAM_KEY, Class, start_relay
 
 
 def _upstream_id(cls: Class, video_id: str) -> str:
@@ -178,9 +178,6 @@ WAN = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 def test_the_relay_forwards_to_other_dialects_with_their_profiles(
     make_class: Callable[..., Class], tmp_path: Path, dialect: str, model: str | None
 ) -> None:
-    from sora_nb.server import start
-    from tests.relay.conftest import UPSTREAM_KEY
-
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({WAN: 0.01}))  # a self-hosted engine's model, priced by the teacher
     with start(speed=50, data_dir=tmp_path / dialect, key=UPSTREAM_KEY, dialect=dialect) as upstream:
@@ -194,3 +191,23 @@ def test_the_relay_forwards_to_other_dialects_with_their_profiles(
             assert rae.get(f"/videos/{record['id']}/content").content[4:8] == b"ftyp"
         assert len(upstream.app.store.jobs()) == 1
         cls.relay.stop()
+
+
+def test_remixes_of_a_shared_video_share_one_upstream_remix(make_class: Callable[..., Class]) -> None:
+    cls = make_class({"sam": 0.8, "tia": 0.4})
+    with cls.http("sam") as sam, cls.http("tia") as tia:
+        sources = [c.post("/videos", json={"prompt": "a quiet harbour"}).json()["id"] for c in (sam, tia)]
+        for client, source in zip((sam, tia), sources, strict=True):
+            assert wait_for(client, source)["status"] == "completed"
+        assert tia.post(f"/videos/{sources[0]}/remix", json={"prompt": "at night"}).status_code == 404  # not hers
+        pairs = list(zip((sam, tia), sources, strict=True))
+        remixes = [client.post(f"/videos/{source}/remix", json={"prompt": "at night"}) for client, source in pairs]
+        assert [r.headers["x-sora-nb-cache"] for r in remixes] == ["miss", "hit"]
+        for client, remix, source in zip((sam, tia), remixes, sources, strict=True):
+            record = wait_for(client, remix.json()["id"])
+            assert record["status"] == "completed" and record["remixed_from_video_id"] == source
+    upstream_jobs = cls.upstream.app.store.jobs()
+    assert [job.kind for job in upstream_jobs] == ["generate", "remix"]
+    storage = SqliteStorage(cls.data_dir)
+    assert {u.name: u.spent for u in storage.users()} == {"sam": 0.8, "teacher": 0.0, "tia": 0.0}
+    storage.close()

@@ -218,13 +218,16 @@ class RelayEngine:
     async def _submit(self, upstream: Upstream) -> str | None:
         request = dict(upstream.request)
         try:
-            video = await self.client.create(
-                request.pop("prompt"),
-                model=request.get("model"),
-                size=request.get("size"),
-                seconds=request.get("seconds"),
-                seed=request.get("seed"),
-            )
+            if request.get("kind") == "remix":
+                video = await self.client.remix(request["source"], request["prompt"])
+            else:
+                video = await self.client.create(
+                    request["prompt"],
+                    model=request.get("model"),
+                    size=request.get("size"),
+                    seconds=request.get("seconds"),
+                    seed=request.get("seed"),
+                )
         except errors.SoraError as exc:
             refunded = self.storage.refund(upstream.key)
             note = f" The ${refunded:.2f} charged was refunded." if refunded else ""

@@ -17,12 +17,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sora_nb.cache import fingerprint
-from sora_nb.request import generation_request
+from sora_nb.costs import estimate_derived
+from sora_nb.request import generation_request, prompt_request
 from sora_nb.server import params
 from sora_nb.server.body import read_body
 from sora_nb.server.context import Context
+from sora_nb.server.dialects import seconds_text
 from sora_nb.server.errors import ApiError, invalid
-from sora_nb.server.records import ASSETS, JobRecord
+from sora_nb.server.records import ASSETS, JobRecord, Kind
 from sora_nb.server.relay.engine import Pending
 from sora_nb.server.relay.pricing import known, price
 from sora_nb.server.relay.service import relay_of, user_of
@@ -44,7 +46,7 @@ def relay_routes(prefix: str) -> list[Route]:
         Route(p + "/extensions", not_relayed, methods=["POST"]),
         Route(p + "/characters", not_relayed, methods=["POST"]),
         Route(p + "/{video_id:path}/content", video_content, methods=["GET", "HEAD"]),
-        Route(p + "/{video_id:path}/remix", not_relayed, methods=["POST"]),
+        Route(p + "/{video_id:path}/remix", remix, methods=["POST"]),
         Route(p + "/{video_id:path}", retrieve, methods=["GET"]),
         Route(p + "/{video_id:path}", delete, methods=["DELETE"]),
     ]
@@ -135,20 +137,24 @@ async def create(request: Request) -> Response:
     record, _ = generation_request(prompt, wanted, default_model=None)  # the record the client keys its cache by
     usd = price(record, relay.prices)
     assert usd is not None  # an official model or one the teacher priced
-    key = fingerprint({"endpoint": relay.identity, "kind": "generate", **record})
-    pending = Pending(user=user.name, fingerprint=key, request=record, price=usd, share=relay.config.share)
+    job, hit = _admit(request, user, "generate", record, usd, model=model, width=width, height=height,
+                      seconds=seconds, seed=seed or 0)  # fmt: skip
+    return _created(request, job, hit)
+
+
+def _admit(
+    request: Request, user: User, kind: Kind, record: dict[str, Any], usd: float, **job: Any
+) -> tuple[JobRecord, bool]:
+    """Make the student's video of ``record`` (a request record as the client's): limits checked, then the
+    budget and the choice of upstream job in the engine's ``admit``. The job and whether it is a hit."""
+    ctx, relay = Context.of(request), relay_of(request)
+    key = fingerprint({"endpoint": relay.identity, "kind": kind, **record})
+    upstream_request = {"kind": kind, **record}
+    pending = Pending(user=user.name, fingerprint=key, request=upstream_request, price=usd, share=relay.config.share)
     with relay.engine.admitting(pending):
         _check_limits(request, user)
         try:
-            job = ctx.store.create(
-                kind="generate",
-                model=model,
-                prompt=prompt,
-                width=width,
-                height=height,
-                seconds=seconds,
-                seed=seed or 0,
-            )
+            made = ctx.store.create(kind=kind, prompt=record["prompt"], **job)
         except BudgetRefused as refused:
             raise ApiError(
                 429,
@@ -157,10 +163,34 @@ async def create(request: Request) -> Response:
                 code="insufficient_quota",
                 type="insufficient_quota",
             ) from None
-    admission = relay.engine.admission(job.id)
-    response = ctx.video_response(request, job, created=True)
-    response.headers[CACHE_HEADER] = "hit" if admission and admission.hit else "miss"
+    admission = relay.engine.admission(made.id)
+    return made, bool(admission and admission.hit)
+
+
+def _created(request: Request, job: JobRecord, hit: bool) -> Response:
+    response = Context.of(request).video_response(request, job, created=True)
+    response.headers[CACHE_HEADER] = "hit" if hit else "miss"
     return response
+
+
+async def remix(request: Request) -> Response:
+    """POST /videos/{video_id}/remix: the caller's completed video, remixed upstream (priced by its source)."""
+    ctx, relay, user = Context.of(request), relay_of(request), user_of(request)
+    source, _ = ctx.completed_source(owned(request, user).id, "remixed")
+    fields = (await read_body(request, ctx.dialect)).fields
+    params.check_known(fields, {"prompt"}, ctx.dialect)
+    row = relay.storage.video(source.id)
+    upstream = relay.storage.upstream(row.upstream_key) if row else None
+    if upstream is None or upstream.upstream_id is None:
+        raise invalid(f"The relay has lost the upstream job of {source.id!r}; generate it again.", param="video")
+    record = prompt_request(params.prompt(fields), source=upstream.upstream_id)
+    priced = {"model": source.model, "size": f"{source.width}x{source.height}", "seconds": seconds_text(source.seconds)}
+    usd = estimate_derived("remix", record, priced, local=False, prices=relay.prices).usd
+    assert usd is not None  # its source was priced
+    job, hit = _admit(request, user, "remix", record, usd, model=source.model, width=source.width,
+                      height=source.height, seconds=source.seconds, fps=source.fps, seed=source.seed,
+                      scene_prompt=source.scene_prompt, remixed_from=source.id)  # fmt: skip
+    return _created(request, job, hit)
 
 
 async def list_videos(request: Request) -> Response:
@@ -194,9 +224,8 @@ async def video_content(request: Request) -> Response:
 
 
 async def not_relayed(request: Request) -> Response:
-    """Remix, edit, extend and characters: not forwarded by the relay."""
+    """Edit, extend and characters: not forwarded by the relay."""
     raise invalid(
-        "The class relay forwards new videos only (POST /videos); remix, edit, extend and characters are not "
-        "relayed yet.",
+        "The class relay forwards new videos and remixes only; edit, extend and characters are not relayed yet.",
         code="unsupported_by_relay",
     )
