@@ -211,3 +211,18 @@ def test_remixes_of_a_shared_video_share_one_upstream_remix(make_class: Callable
     storage = SqliteStorage(cls.data_dir)
     assert {u.name: u.spent for u in storage.users()} == {"sam": 0.8, "teacher": 0.0, "tia": 0.0}
     storage.close()
+
+
+def test_an_upstream_that_refuses_the_key_fails_the_video_with_a_word_for_the_teacher(
+    make_class: Callable[..., Class], tmp_path: Path
+) -> None:
+    with start(speed=50, data_dir=tmp_path / "other", key="sk-another-key") as other:
+        cls = make_class({"uma": 1.0}, via=other)
+        with cls.http("uma") as uma:
+            record = wait_for(uma, uma.post("/videos", json={"prompt": "a crane"}).json()["id"])
+        assert record["status"] == "failed"
+        assert record["error"]["message"] == (
+            "The upstream service refused the relay's key (HTTP 401); tell your teacher. "
+            "The $0.40 charged was refunded."
+        )
+        cls.relay.stop()

@@ -28,6 +28,7 @@ from sora_nb import errors
 from sora_nb.client import AsyncVideosClient
 from sora_nb.server.engines import EngineState, FilesDone
 from sora_nb.server.records import ASSETS, JobRecord
+from sora_nb.server.relay.settings import UPSTREAM_KEY_ENV as KEY_ENV
 from sora_nb.server.relay.storage import Admission, RelayStorage, Upstream
 from sora_nb.server.store import safe_key
 from sora_nb.video import Video
@@ -231,7 +232,11 @@ class RelayEngine:
         except errors.SoraError as exc:
             refunded = self.storage.refund(upstream.key)
             note = f" The ${refunded:.2f} charged was refunded." if refunded else ""
-            self._fail(upstream.key, exc.code or "upstream_refused", f"The upstream service refused it: {exc}{note}")
+            reason = f"The upstream service refused it: {exc}"
+            if isinstance(exc, errors.AuthenticationError):  # the teacher's problem, and no text about the key
+                log.warning("relay: the upstream refused the relay's key (HTTP %s); check %s", exc.status, KEY_ENV)
+                reason = f"The upstream service refused the relay's key (HTTP {exc.status}); tell your teacher."
+            self._fail(upstream.key, exc.code or "upstream_refused", reason + note)
             return None
         # recorded the moment the create returns: a restart follows this job again instead of making another
         self.storage.update_upstream(upstream.key, upstream_id=video.id, status=video.status)
