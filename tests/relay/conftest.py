@@ -72,9 +72,9 @@ def spy_on_headers(handle: ServerHandle) -> list[dict[str, str]]:
 
 @pytest.fixture
 def slow_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerHandle]:
-    """An upstream whose jobs take seconds (no faults): for limits and restarts while jobs run."""
+    """An upstream whose jobs take seconds (faults on too): for limits and restarts while jobs run."""
     monkeypatch.setenv(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
-    with start(speed=0.5, data_dir=tmp_path / "slow-upstream", key=UPSTREAM_KEY) as handle:
+    with start(speed=0.5, data_dir=tmp_path / "slow-upstream", key=UPSTREAM_KEY, faults=UPSTREAM_FAULTS) as handle:
         yield handle
 
 
