@@ -60,9 +60,12 @@ def test_a_finished_video_is_fetched_once_and_served_with_range_and_etag(make_cl
 
 def test_limits_answer_429_with_retry_after(make_class: Callable[..., Class], slow_upstream: ServerHandle) -> None:
     busy = make_class({"cam": None}, via=slow_upstream, user_jobs=2)
+    sent: list[tuple[Class, str]] = []
     with busy.http("cam") as cam:
         for prompt in ("one", "two"):
-            assert cam.post("/videos", json={"prompt": prompt}).status_code == 200
+            made = cam.post("/videos", json={"prompt": prompt})
+            assert made.status_code == 200
+            sent.append((busy, made.json()["id"]))
         third = cam.post("/videos", json={"prompt": "three"})
         assert third.status_code == 429 and int(third.headers["retry-after"]) >= 1
         assert third.json()["error"]["code"] == "too_many_active_jobs"
@@ -70,11 +73,14 @@ def test_limits_answer_429_with_retry_after(make_class: Callable[..., Class], sl
     quick = make_class({"dee": None}, via=slow_upstream, user_jobs=5, creates_per_minute=2)
     with quick.http("dee") as dee:
         for prompt in ("four", "five"):
-            assert dee.post("/videos", json={"prompt": prompt}).status_code == 200
+            made = dee.post("/videos", json={"prompt": prompt})
+            assert made.status_code == 200
+            sent.append((quick, made.json()["id"]))
         third = dee.post("/videos", json={"prompt": "six"})
         assert third.status_code == 429 and 1 <= int(third.headers["retry-after"]) <= 60
         assert third.json()["error"]["code"] == "rate_limit_exceeded"
-    assert len(slow_upstream.app.store.jobs()) == 4  # the refused creates never went upstream
+    upstream_ids = {_upstream_id_when_sent(cls, video_id) for cls, video_id in sent}
+    assert {job.id for job in slow_upstream.app.store.jobs()} == upstream_ids  # the refused ones never went
 
 
 def test_a_create_the_upstream_refuses_is_refunded(make_class: Callable[..., Class], tmp_path: Path) -> None:
