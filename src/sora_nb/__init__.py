@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         generate,
         history,
         playground,
+        relay_usage,
         remix,
         spent,
         submit,
@@ -76,6 +77,7 @@ _HOME: dict[str, tuple[str, str | None]] = {
     "jobs": ("sora_nb.jobs", None),
     "parse_video": ("sora_nb.video", "parse_video"),
     "price_per_second": ("sora_nb.costs", "price_per_second"),
+    "relay_usage": ("sora_nb.api", "relay_usage"),
     "settings": ("sora_nb.config", "settings"),
 }
 
@@ -133,6 +135,7 @@ __all__ = [
     "parse_video",
     "playground",
     "price_per_second",
+    "relay_usage",
     "remix",
     "settings",
     "spent",

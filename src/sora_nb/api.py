@@ -3,7 +3,8 @@
 ``generate`` and its siblings ``remix``, ``edit``, ``extend`` and ``attach`` return live widgets; ``submit`` is
 the widget-free job for code (``sora_nb.jobs.remix`` and its siblings give bare jobs too); ``sweep`` and
 ``history`` return galleries; ``estimate`` and ``spent`` say what things cost; ``video_cache`` is the cache for
-the settings in force. Everything below this module (jobs, widgets, cache, client) knows nothing of it.
+the settings in force; ``relay_usage`` is a class relay's teacher's view. Everything below this module (jobs,
+widgets, cache, client) knows nothing of it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "generate",
     "history",
     "playground",
+    "relay_usage",
     "remix",
     "spent",
     "submit",
@@ -263,3 +265,66 @@ def spent() -> float:
 def video_cache() -> VideoCache:
     """The cache for the settings in force (``configure(cache_dir=...)``, ``SORA_NB_CACHE_DIR`` or the default)."""
     return VideoCache(settings().cache_dir)
+
+
+def relay_usage(url: str, admin_token: str, *, gallery: bool = False, timeout: float = 30.0) -> Any:
+    """A class relay's usage (``sora-nb serve --engine relay``): one row per user (``name``, ``budget``,
+    ``spent``, ``remaining``, ``jobs``, ``completed``, ``running``, ``failed``, ``hits`` and their ``videos``);
+    with ``gallery`` a grid of the class's finished videos' posters, labelled by student and prompt.
+
+    ``url`` is the relay's URL (as students configure it, ``/v1`` or not); ``admin_token`` one made with
+    ``sora-nb users add NAME --admin``.
+    """
+    import base64
+    import html
+    import shutil
+
+    import httpx
+
+    from sora_nb import errors
+
+    origin = url.rstrip("/").removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=origin, headers=headers, timeout=timeout) as http:
+        try:
+            answer = http.get("/admin/usage")
+        except httpx.TransportError as exc:
+            raise errors.ConnectError(f"cannot reach the relay at {origin} ({type(exc).__name__})") from None
+        if answer.status_code in (401, 403, 404):
+            what = "no class relay answers there" if answer.status_code == 404 else "the token is not an admin's"
+            raise errors.AuthenticationError(
+                f"GET {origin}/admin/usage: HTTP {answer.status_code}: {what}; pass the relay's URL and a token "
+                "made with `sora-nb users add NAME --admin`",
+                status=answer.status_code,
+            )
+        if answer.status_code >= 400:
+            raise errors.ServerError(f"GET {origin}/admin/usage: HTTP {answer.status_code}", status=answer.status_code)
+        rows: list[dict[str, Any]] = answer.json()["users"]
+        if not gallery:
+            return rows
+        import tempfile
+
+        from IPython.display import HTML
+
+        from sora_nb.widgets._base import poster_jpeg
+
+        cards = []
+        scratch = Path(tempfile.mkdtemp(prefix="sora-nb-relay-"))
+        for user in rows:
+            for video in user["videos"]:
+                if not video.get("poster"):
+                    continue
+                poster = http.get(video["poster"])
+                (scratch / "poster").write_bytes(poster.content if poster.is_success else b"")
+                jpeg = poster_jpeg(scratch / "poster", 160)  # small, and decoded safely
+                src = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode() if jpeg else ""
+                label = html.escape(f"{user['name']}: {video['prompt']}")
+                cards.append(
+                    f'<figure style="margin:0;width:160px"><img src="{src}" alt="{label}" '
+                    f'style="width:160px;height:90px;object-fit:cover;background:#ddd">'
+                    f'<figcaption style="font-size:12px">{label}{" (shared)" if video["hit"] else ""}</figcaption>'
+                    "</figure>"
+                )
+        shutil.rmtree(scratch, ignore_errors=True)
+    grid = "".join(cards) or "No finished videos yet."
+    return HTML(f'<div style="display:flex;flex-wrap:wrap;gap:8px">{grid}</div>')  # type: ignore[no-untyped-call]

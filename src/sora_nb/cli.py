@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sora_nb.server.launch import ServerHandle
+    from sora_nb.server.relay.settings import RelayConfig
 
 SERVE_HELP = "run the local preview Videos API server"
+USERS_HELP = "manage the students and teachers of a class relay (sora-nb serve --engine relay)"
 # `sora-nb generate`'s flag for each request parameter (sora_nb.request.RequestParams), in --help order
 REQUEST_FLAGS: dict[str, dict[str, Any]] = {
     "model": {"help": "model name (default: the server's, sora-2)"},
@@ -33,9 +35,9 @@ REQUEST_FLAGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
+def _parser(*, serve_options: bool = True, users_options: bool = True) -> argparse.ArgumentParser:
     """The parser; without ``serve_options`` the ``serve`` command is listed but takes no options (so building
-    the parser for another command imports nothing of the server)."""
+    the parser for another command imports nothing of the server), and likewise ``users``."""
     parser = argparse.ArgumentParser(prog="sora-nb", description="Live AI video generation for notebooks.")
     sub = parser.add_subparsers(dest="command", required=True)
     if serve_options:
@@ -44,6 +46,12 @@ def _parser(*, serve_options: bool = True) -> argparse.ArgumentParser:
         sub.add_parser("serve", help=SERVE_HELP)
     _add_generate(sub)
     _add_cache(sub)
+    if users_options:
+        from sora_nb.server.relay import users
+
+        users.add_parser(sub)
+    else:
+        sub.add_parser("users", help=USERS_HELP)
     return parser
 
 
@@ -118,6 +126,18 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--no-poll-hint", action="store_true", help="send no openai-poll-after-ms header (like most gateways)"
     )
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    r = s.add_argument_group(
+        "class relay (--engine relay)",
+        "forward students' requests to an upstream Videos API with one key (from the environment variable "
+        "SORA_NB_UPSTREAM_KEY), a token and a budget per student (sora-nb users add)",
+    )
+    r.add_argument("--engine", default="synthetic", choices=["synthetic", "relay"], help="what makes the videos")
+    r.add_argument("--upstream", metavar="URL", help="the Videos API the relay forwards to")
+    r.add_argument("--upstream-provider", default="openai", metavar="P", help="its sora_nb provider profile")
+    r.add_argument("--prices", type=Path, metavar="FILE", help='JSON prices for gateway models: {"model": usd/s}')
+    r.add_argument("--no-share", action="store_true", help="give identical requests their own upstream jobs (exams)")
+    r.add_argument("--user-jobs", type=int, default=2, help="unfinished videos per student (default: 2)")
+    r.add_argument("--creates-per-minute", type=int, default=10, help="creates per student a minute (default: 10)")
 
 
 def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -168,6 +188,42 @@ def _announce(key_given: bool) -> object:
     return announce
 
 
+def _relay_config(args: argparse.Namespace) -> RelayConfig | None:
+    from sora_nb.server.relay.settings import RelayConfig
+
+    if args.engine != "relay":
+        return None
+    return RelayConfig(
+        upstream=args.upstream or "",
+        upstream_provider=args.upstream_provider,
+        prices=args.prices,
+        share=not args.no_share,
+        user_jobs=args.user_jobs,
+        creates_per_minute=args.creates_per_minute,
+    )
+
+
+def _announce_relay(handle: ServerHandle) -> None:
+    relay = handle.app.relay
+    assert relay is not None
+    print(f"sora_nb class relay listening on {handle.public_base_url}", flush=True)
+    print(f"  upstream: {relay.config.upstream} ({relay.config.upstream_provider} profile)", flush=True)
+    if not relay.has_key:
+        print("  no SORA_NB_UPSTREAM_KEY in the environment: no key is sent upstream", flush=True)
+    share = "shared" if relay.config.share else "not shared (--no-share)"
+    print(
+        f"  identical requests: {share}; per student: {relay.config.user_jobs} unfinished videos, "
+        f"{relay.config.creates_per_minute} creates a minute",
+        flush=True,
+    )
+    print(
+        f"  data: {handle.data_dir} (users: sora-nb users add NAME --budget USD --data-dir {handle.data_dir})",
+        flush=True,
+    )
+    print(f"  teacher's view: {handle.public_base_url.removesuffix('/v1')}/admin", flush=True)
+    print("Students: configure(base_url=<the URL above>, api_key=<their token>). Press Ctrl+C to stop.", flush=True)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from sora_nb.server.config import ServerConfig
     from sora_nb.server.launch import serve  # the server (Starlette, uvicorn, the renderer) loads only to serve
@@ -185,9 +241,12 @@ def _serve(args: argparse.Namespace) -> int:
         allow_remote_inputs=args.allow_remote_inputs,
         public_url=args.public_url,
         served_model=args.served_model,
+        engine=args.engine,
+        relay=_relay_config(args),
     )
+    announce = _announce_relay if args.engine == "relay" else _announce(bool(args.key))
     try:
-        serve(config, host=args.host, port=args.port, log_level=args.log_level, announce=_announce(bool(args.key)))
+        serve(config, host=args.host, port=args.port, log_level=args.log_level, announce=announce)
     except KeyboardInterrupt:
         print("sora-nb serve: stopped.", flush=True)
     except OSError as exc:
@@ -266,9 +325,13 @@ def _cache(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sora-nb``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser(serve_options="serve" in argv).parse_args(argv)
+    args = _parser(serve_options="serve" in argv, users_options="users" in argv).parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "users":
+        from sora_nb.server.relay import users
+
+        return users.run(args)
     if args.command == "generate":
         return _generate(args)
     return _cache(args)

@@ -303,10 +303,12 @@ class Wire:
             else:
                 if response.status_code < 400 or (record and self._is_record(response)):
                     return response
+                error = self.error(response)
                 if resend == "unsent":
-                    raise self._refusal(self.error(response), response)
-                if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
-                    raise self.error(response)
+                    raise self._refusal(error, response)
+                stop = attempt >= self.max_retries or isinstance(error, errors.BudgetExceededError)  # quota: final
+                if response.status_code not in RETRY_STATUSES or stop:
+                    raise error
                 log.info("sora_nb: %s %s answered %s; retrying", method, path.split("?")[0], response.status_code)
                 await asyncio.sleep(self.delay(attempt, response.headers.get("retry-after")))
                 attempt += 1
@@ -392,6 +394,8 @@ class Wire:
             return errors.AuthenticationError(message, status=status, code=code)
         if status == 404 or code in ("task_not_exist", "video_not_found"):
             return errors.NotFoundError(message, status=status, code=code)
+        if status == 429 and code == "insufficient_quota":  # a relay's (or OpenAI's) refusal: no retry helps
+            return errors.BudgetExceededError(message, status=status, code=code)
         if status == 429:
             after = response.headers.get("retry-after")
             retry_after = header_number(after)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sora_nb.server.cdn import CdnOrigin
 from sora_nb.server.config import ServerConfig, default_data_dir
@@ -24,6 +25,9 @@ from sora_nb.server.routes import characters, content, engines, files, info, vid
 from sora_nb.server.routes.discovery import discovery_routes
 from sora_nb.server.serving import AssetServer
 from sora_nb.server.store import Store
+
+if TYPE_CHECKING:
+    from sora_nb.server.relay.service import Relay
 
 
 class VideosServer:
@@ -44,9 +48,17 @@ class VideosServer:
         self.faults = Faults.parse(config.faults)
         self.data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
         retention = self.faults.expire if self.faults.expire is not None else config.retention
-        self.engine: Engine = SyntheticEngine(
-            speed=config.speed, blocked_words=config.blocked_words, workers=config.render_workers
-        )
+        self.relay: Relay | None = None
+        if config.engine == "relay":
+            self.relay = _relay(config)
+            self.data_dir = self.relay.data_dir
+            self.engine: Engine = self.relay.engine
+        elif config.engine == "synthetic":
+            self.engine = SyntheticEngine(
+                speed=config.speed, blocked_words=config.blocked_words, workers=config.render_workers
+            )
+        else:
+            raise ValueError(f"unknown engine {config.engine!r}: choose synthetic or relay")
         self.store = Store(
             self.data_dir,
             self.engine,
@@ -67,10 +79,14 @@ class VideosServer:
             assets=self.assets,
             cdn=self.cdn,
         )
-        api = Starlette(routes=self._routes(), exception_handlers=exception_handlers())
+        routes = self.relay.routes(self.dialect.prefix) if self.relay else self._routes()
+        api = Starlette(routes=routes, exception_handlers=exception_handlers())
         api.state.context = self.context
+        api.state.relay = self.relay
         api.state.detail_errors = self.dialect.errors == "detail"
-        self.api = Gate(api, key=self.key, dialect=self.dialect, faults=self.faults)
+        self.api: ASGIApp = (
+            self.relay.gate(api) if self.relay else Gate(api, key=self.key, dialect=self.dialect, faults=self.faults)
+        )
 
     @property
     def deletes(self) -> Counter[str]:
@@ -85,7 +101,7 @@ class VideosServer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        send = tagged(send)
+        send = tagged(send, preview=self.relay is None)
         server = scope.get("server")
         if self.cdn.port is not None and server and server[1] == self.cdn.port:
             await self.cdn.app(scope, receive, send)
@@ -95,7 +111,10 @@ class VideosServer:
     def close(self) -> None:
         """Stop renders (unfinished ones resume on the next start with the same data directory)."""
         self.store.close()
-        self.engine.close()
+        if self.relay is not None:
+            self.relay.close()
+        else:
+            self.engine.close()
 
     def _routes(self) -> list[Route]:
         """Every path of the API, in matching order (a literal path before the ``{video_id:path}`` that would
@@ -140,3 +159,15 @@ class VideosServer:
                 Route(p + "/{video_id:path}", videos.delete, methods=["DELETE"]),
             ]
         return routes
+
+
+def _relay(config: ServerConfig) -> Relay:
+    """The class relay of ``config`` (loaded only for ``engine="relay"``), in its data directory."""
+    from sora_nb.server.relay.service import Relay
+    from sora_nb.server.relay.users import default_relay_dir
+
+    if config.relay is None:
+        raise ValueError("the relay engine needs an upstream: sora-nb serve --engine relay --upstream URL")
+    if config.dialect != "openai":
+        raise ValueError("the relay speaks the official dialect to students; leave --dialect out")
+    return Relay(config.relay, Path(config.data_dir) if config.data_dir else default_relay_dir())

@@ -15,6 +15,7 @@ import platformdirs
 
 from sora_nb.server.addresses import is_loopback, is_wildcard
 from sora_nb.server.engine_dialects import DEFAULT_SERVED_MODEL
+from sora_nb.server.relay.settings import RelayConfig
 
 DEFAULT_KEY = "sora-nb-local"
 DEFAULT_BLOCKED_WORDS = ("nsfw", "gore", "moderation-test")
@@ -52,6 +53,10 @@ class ServerConfig:
     public_url: str | None = None
     served_model: str = DEFAULT_SERVED_MODEL
     """The model an engine dialect serves (vLLM-Omni and oMLX refuse another name; LocalAI needs it)."""
+    engine: str = "synthetic"
+    """What makes the videos: ``synthetic`` (local previews) or ``relay`` (forwarded upstream, see ``relay``)."""
+    relay: RelayConfig | None = None
+    """The class relay's settings, for ``engine="relay"``."""
 
     def bound(self, address: str) -> ServerConfig:
         """This config with the defaults that depend on where the server listens filled in for ``address``

@@ -28,8 +28,9 @@ _HOW = {
 }
 
 
-def tagged(send: Send) -> Send:
-    """``send`` that adds ``x-request-id`` (fresh for each request) and the local-preview header to the answer."""
+def tagged(send: Send, *, preview: bool = True) -> Send:
+    """``send`` that adds ``x-request-id`` (fresh for each request) and, with ``preview``, the local-preview
+    header to the answer (a relay's videos come from its upstream, so it leaves that out)."""
     request_id = "req_" + secrets.token_hex(12)
 
     async def tagged_send(message: Message) -> None:
@@ -37,7 +38,8 @@ def tagged(send: Send) -> Send:
             headers = list(message.get("headers", []))
             if not any(name.lower() == b"x-request-id" for name, _ in headers):  # vLLM's /sync sets its own
                 headers.append((b"x-request-id", request_id.encode()))
-            headers.append((PREVIEW_HEADER[0].encode(), PREVIEW_HEADER[1].encode()))
+            if preview:
+                headers.append((PREVIEW_HEADER[0].encode(), PREVIEW_HEADER[1].encode()))
             message = {**message, "headers": headers}
         await send(message)
 

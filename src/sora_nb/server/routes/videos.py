@@ -102,12 +102,17 @@ async def retrieve(request: Request) -> Response:
 async def list_videos(request: Request) -> Response:
     """GET /videos: a page of ``limit`` records after ``after``, newest first unless ``order=asc``."""
     ctx = Context.of(request)
+    return video_list(request, ctx, ctx.store.jobs())
+
+
+def video_list(request: Request, ctx: Context, jobs: list[JobRecord]) -> Response:
+    """The page of ``jobs`` (oldest first) that the query of a ``GET /videos`` asks for."""
     q = request.query_params
     limit = params.whole_number(q.get("limit", "20"), "limit", maximum=100)
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid("order must be 'asc' or 'desc'.", param="order")
-    jobs = ctx.store.jobs()
+    jobs = list(jobs)
     if order == "desc":
         jobs.reverse()
     start = 0
