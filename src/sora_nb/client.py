@@ -29,6 +29,7 @@ from sora_nb.video import Video, parse_seconds, parse_time, parse_video
 from sora_nb.wire import Wire, header_number, is_json
 
 log = logging.getLogger("sora_nb")
+SHARED_HEADER = "x-sora-nb-cache"  # a class relay's "hit": the job is shared with a request that paid for it
 SYNC_READ_TIMEOUT = 3 * 3600.0  # a synchronous create holds the request open for the whole render
 
 
@@ -98,9 +99,9 @@ class AsyncVideosClient:
         # an error status whose body is the job's record is that record (vLLM-Omni: a failed job is HTTP 500)
         response = await self.wire.request(op, method, path, record=True, **kwargs)
         video = parse_video(self.wire.json(response))
-        hint = response.headers.get("openai-poll-after-ms", "")
-        ms = header_number(hint)
-        return dataclasses.replace(video, poll_after=ms / 1000) if ms is not None else video
+        ms = header_number(response.headers.get("openai-poll-after-ms", ""))
+        shared = response.headers.get(SHARED_HEADER, "").strip().lower() == "hit"
+        return dataclasses.replace(video, poll_after=ms / 1000 if ms is not None else video.poll_after, shared=shared)
 
     async def _post(
         self, op: str, path: str, fields: Mapping[str, Any], files: Mapping[str, ImageInput | Path] | None = None

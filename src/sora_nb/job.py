@@ -281,8 +281,12 @@ class Job:
                     budget.refund(usd)
                 raise
             engine.cache.remember(key, video.id, self.request)  # before anything else: a paid job is never lost
+            if video.shared and usd:  # a relay shares a job another student paid for: it costs this one nothing
+                budget.refund(usd)
+                usd = 0.0
             budget.confirm(video.id, usd)
-            self.cost = cost.usd or 0.0
+            self.cost = 0.0 if video.shared else cost.usd or 0.0
+            self.cached = self.cached or video.shared
             self.id = video.id
             self.update_from(video)
         finally:

@@ -71,6 +71,8 @@ class Video:
     error: VideoError | None = None
     url: str | None = None
     poll_after: float | None = None
+    shared: bool = False
+    """The service says another request already paid for this job (a class relay's ``x-sora-nb-cache: hit``)."""
 
     @property
     def done(self) -> bool:

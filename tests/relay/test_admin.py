@@ -38,11 +38,17 @@ def test_students_configure_the_relay_share_a_job_and_meet_their_budget(
     make_class: Callable[..., Class], tmp_path: Path, isolated_config: None
 ) -> None:
     cls = make_class({"max": 0.4, "nia": 0.4, "oli": 0.0})
+    costs = {}
     for name in ("max", "nia"):
-        sora_nb.configure(base_url=cls.relay.base_url, api_key=cls.tokens[name], cache_dir=tmp_path / name)
-        path = sora_nb.submit("a paper boat on a pond").result(timeout=60)
-        assert path.read_bytes()[4:8] == b"ftyp"
+        sora_nb.configure(
+            base_url=cls.relay.base_url, api_key=cls.tokens[name], cache_dir=tmp_path / name, budget_usd=0.4
+        )
+        job = sora_nb.submit("a paper boat on a pond")
+        assert job.result(timeout=60).read_bytes()[4:8] == b"ftyp"
+        costs[name] = (job.cost, job.cached, sora_nb.spent())
     assert len(cls.upstream.app.store.jobs()) == 1  # nia's identical request shared max's upstream job
+    # the relay says "hit": nia's own notebook counts nothing for it either, and shows it as a cache hit
+    assert costs == {"max": (0.4, False, 0.4), "nia": (0.0, True, 0.0)}
     sora_nb.configure(base_url=cls.relay.base_url, api_key=cls.tokens["oli"], cache_dir=tmp_path / "oli")
     assert sora_nb.submit("a paper boat on a pond").result(timeout=60).is_file()  # a shared job: free
     with pytest.raises(errors.BudgetExceededError, match=r"costs \$0.40 and you have \$0.00 left"):

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sora_nb.cache import fingerprint
+from sora_nb.client import SHARED_HEADER
 from sora_nb.costs import estimate_derived
 from sora_nb.request import generation_request, prompt_request
 from sora_nb.server import params
@@ -31,7 +32,7 @@ from sora_nb.server.relay.service import relay_of, user_of
 from sora_nb.server.relay.storage import BudgetRefused, User
 from sora_nb.server.routes import content, videos
 
-CACHE_HEADER = "x-sora-nb-cache"
+CACHE_HEADER = SHARED_HEADER
 """``hit`` on a video that shares an upstream job another request already paid for; ``miss`` otherwise."""
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
