@@ -307,29 +307,18 @@ def estimate_job(
     On a ``self_hosted`` engine a model without a configured price costs nothing (the engine is yours), so a
     budget counts only what ``configure(prices=...)`` prices.
     """
-    estimate = _estimate_job(kind, request, source, cache, config, local=local)
+    if kind in ("generate", "attach") or source is None:
+        estimate = estimate_request(request, local=local, prices=config.prices, default_model=config.model)
+    else:
+        estimate = estimate_derived(
+            kind,
+            request,
+            None if local else source_params(source, cache),
+            local=local,
+            prices=config.prices,
+            default_model=config.model,
+            unknown=_unknown_source(kind, source),
+        )
     if self_hosted and estimate.usd is None:
         return replace(estimate, usd=0.0, per_second=0.0, unknown="", self_hosted=True)
     return estimate
-
-
-def _estimate_job(
-    kind: str,
-    request: Mapping[str, Any],
-    source: PricedSource | str | Path | None,
-    cache: VideoCache,
-    config: Settings,
-    *,
-    local: bool,
-) -> Estimate:
-    if kind in ("generate", "attach") or source is None:
-        return estimate_request(request, local=local, prices=config.prices, default_model=config.model)
-    return estimate_derived(
-        kind,
-        request,
-        None if local else source_params(source, cache),
-        local=local,
-        prices=config.prices,
-        default_model=config.model,
-        unknown=_unknown_source(kind, source),
-    )
