@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,6 +77,20 @@ class Provider:
         return url if url.endswith(self.path_prefix) else url + self.path_prefix
 
 
+# vLLM-Omni serves jobs and, on /v1/videos/sync, the blocking route; the two profiles differ only there
+VLLM_OMNI = Provider(
+    "vllm-omni",
+    "vLLM-Omni: multipart only, the served model by name, progress 0 -> 100",
+    encoding="multipart",
+    engine=True,
+    image_url="image_reference",
+    image_url_style="json-string",
+    progress="jump",
+    strict_models=True,
+    start="vllm serve Wan-AI/Wan2.1-T2V-1.3B-Diffusers --omni --port 8000",
+    base_hint="http://localhost:8000/v1",
+)
+
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
@@ -105,31 +119,13 @@ PROVIDERS: dict[str, Provider] = {
             start="sglang serve --model-path Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
             base_hint="http://localhost:30000/v1",
         ),
-        Provider(
-            "vllm-omni",
-            "vLLM-Omni: multipart only, the served model by name, progress 0 -> 100",
-            encoding="multipart",
-            engine=True,
-            image_url="image_reference",
-            image_url_style="json-string",
-            progress="jump",
-            strict_models=True,
-            start="vllm serve Wan-AI/Wan2.1-T2V-1.3B-Diffusers --omni --port 8000",
-            base_hint="http://localhost:8000/v1",
-        ),
-        Provider(
-            "vllm-omni-sync",
-            "vLLM-Omni's blocking /v1/videos/sync: one request answered with the MP4 itself (short clips)",
-            encoding="multipart",
-            engine=True,
-            image_url="image_reference",
-            image_url_style="json-string",
-            progress="jump",
+        VLLM_OMNI,
+        replace(
+            VLLM_OMNI,
+            name="vllm-omni-sync",
+            summary="vLLM-Omni's blocking /v1/videos/sync: one request answered with the MP4 itself (short clips)",
             synchronous=True,
             create_path="/videos/sync",
-            strict_models=True,
-            start="vllm serve Wan-AI/Wan2.1-T2V-1.3B-Diffusers --omni --port 8000",
-            base_hint="http://localhost:8000/v1",
         ),
         Provider(
             "aquiles",
