@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sora_nb import errors
+from sora_nb.admission import Admission as UpstreamPlaces
 from sora_nb.client import AsyncVideosClient
 from sora_nb.delivery import DOWNLOAD_ATTEMPTS
 from sora_nb.polling import TRANSIENT
@@ -36,6 +37,7 @@ from sora_nb.server.store import safe_key
 from sora_nb.video import Video
 
 log = logging.getLogger("sora_nb.server.relay")
+UPSTREAM_DEADLINE = 3 * 3600.0  # seconds an upstream create may wait for a place (a one-at-a-time engine)
 LOST = (
     "The relay stopped while sending this request upstream, so it cannot tell whether the job was made; "
     "it was not sent again and you were not charged. Submit it again."
@@ -87,6 +89,9 @@ class RelayEngine:
         self._thread = threading.Thread(target=self._loop.run_forever, name="sora-nb-relay", daemon=True)
         self._thread.start()
         self.client: AsyncVideosClient = self._call(self._make(client))
+        # an upstream that refuses a create for capacity (an engine that runs one job at a time, a 429) created
+        # nothing: the create waits for a place as a notebook's job does, learning the upstream's concurrency
+        self._places = UpstreamPlaces(self.client.wire.server)
         for upstream in storage.unfinished_upstreams():
             if upstream.upstream_id is None:  # its create was in flight when an earlier relay stopped
                 storage.update_upstream(upstream.key, status="failed", error_code="relay_restarted", error=LOST)
@@ -211,26 +216,30 @@ class RelayEngine:
             if upstream.status == "completed":  # completed before, but the relay's copy is gone
                 await self._fetch(key, upstream_id, None)
             elif (video := await self._wait(key, upstream_id)) is not None:
+                self._places.release(key)  # it ended upstream: the next create may go while this one downloads
                 await self._fetch(key, upstream_id, video.url)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave students waiting forever: fail their videos
             log.exception("relay: following upstream job %s failed", key)
             self._fail(key, "relay_error", f"The relay failed while following this job ({type(exc).__name__}).")
+        finally:
+            self._places.release(key)  # ended, failed or no longer followed: its place goes to the next create
 
     async def _submit(self, upstream: Upstream) -> str | None:
         request = dict(upstream.request)
         try:
             if request.get("kind") == "remix":
-                video = await self.client.remix(request["source"], request["prompt"])
+                send = lambda: self.client.remix(request["source"], request["prompt"])  # noqa: E731
             else:
-                video = await self.client.create(
+                send = lambda: self.client.create(  # noqa: E731
                     request["prompt"],
                     model=request.get("model"),
                     size=request.get("size"),
                     seconds=request.get("seconds"),
                     seed=request.get("seed"),
                 )
+            video = await self._places.admit(upstream.key, send, deadline=UPSTREAM_DEADLINE, notify=lambda _: None)
         except errors.SoraError as exc:
             refunded = self.storage.refund(upstream.key)
             note = f" The ${refunded:.2f} charged was refunded." if refunded else ""
