@@ -232,3 +232,19 @@ def test_an_upstream_that_refuses_the_key_fails_the_video_with_a_word_for_the_te
             "The $0.40 charged was refunded."
         )
         cls.relay.stop()
+
+
+def test_a_one_at_a_time_upstream_makes_every_video_in_turn(make_class: Callable[..., Class], tmp_path: Path) -> None:
+    # Aquiles-Image answers a second create 503 "limit of 1 concurrent tasks": nothing was created, so the relay
+    # sends it again when its running upstream job ends, and every student gets a video, with one create each
+    with start(speed=20, data_dir=tmp_path / "aquiles", key=UPSTREAM_KEY, dialect="aquiles") as upstream:
+        cls = make_class({"ana": 1.0, "ben": 1.0, "cy": 1.0}, via=upstream, upstream_provider="aquiles")
+        with cls.http("ana") as ana, cls.http("ben") as ben, cls.http("cy") as cy:
+            made = [
+                (c, c.post("/videos", json={"prompt": f"a {what}"}).json()["id"])
+                for c, what in ((ana, "fox"), (ben, "owl"), (cy, "deer"))
+            ]
+            for client, video_id in made:
+                assert wait_for(client, video_id)["status"] == "completed"
+        assert len(upstream.app.store.jobs()) == 3
+        cls.relay.stop()
