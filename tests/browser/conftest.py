@@ -160,7 +160,9 @@ def start_jupyter(request: pytest.FixtureRequest) -> Iterator[Callable[..., Jupy
 
 
 # ------------------------------------------------------------------ browser
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is started, its event loop counts as running in the
+# main thread, so a test of another file that calls asyncio.run() in the same worker would fail
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     from playwright.sync_api import sync_playwright
 
@@ -171,7 +173,7 @@ def playwright() -> Iterator[Playwright]:
         pw.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         # only reached under CI (collection skips otherwise): a missing browser is a broken CI machine
