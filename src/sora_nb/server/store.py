@@ -343,6 +343,9 @@ class Store:
         return record
 
     def close(self) -> None:
-        """Stop the sweeps (the engine, which the store was given, is closed by its owner)."""
+        """Stop the sweeps (the engine, which the store was given, is closed by its owner). Taking the lock waits
+        for a report being written (:meth:`_files_done`), so a job whose files are made is saved as finished."""
         self._stop.set()
         self._sweeper.join()
+        with self._lock:
+            pass
