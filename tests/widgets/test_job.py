@@ -19,6 +19,7 @@ import sora_nb
 from sora_nb import engine as engines
 from sora_nb.progress import describe
 from sora_nb.server import ServerHandle
+from sora_nb.server.engine_dialects import DEFAULT_SERVED_MODEL
 from sora_nb.widgets import _base
 from sora_nb.widgets.job import VideoJob
 
@@ -69,17 +70,18 @@ def test_a_job_waiting_for_a_busy_engine_says_why_until_it_is_accepted(configure
     handle = configured(dialect="aquiles", speed=4.0)  # Aquiles runs one job at a time and refuses the rest
     sora_nb.configure(max_concurrency=4)
     widgets = [sora_nb.generate(f"a lighthouse at dusk, take {i}") for i in range(3)]
-    seen: dict[int, list[tuple[str, str]]] = {i: [] for i in range(3)}
+    seen: dict[int, list[tuple[str, str, str]]] = {i: [] for i in range(3)}
     lines: list[str] = []  # the text progress line of a job while it waits
     for i, w in enumerate(widgets):
-        w.observe(lambda _, i=i, w=w: seen[i].append((w.status, w.waiting)), names=["status", "waiting"])
+        w.observe(lambda _, i=i, w=w: seen[i].append((w.status, w.waiting, w.video_model)), names=["status", "waiting"])
         w.job.observe(lambda job: lines.append(describe(job)) if job.note else None)
     for w in widgets:
         w.result(timeout=180)
         wait_status(w, ("completed",))
     assert engines._engine is not None
     note = f"waiting: the engine at {engines._engine.client.wire.server} runs 1 job at a time"
-    waited = [changes for changes in seen.values() if ("queued", note) in changes]
+    served = DEFAULT_SERVED_MODEL  # no model asked for: the engine's served one, shown before any record
+    waited = [[(s, n) for s, n, _ in changes] for changes in seen.values() if ("queued", note, served) in changes]
     assert waited, seen  # at least one of the three was refused while another ran
     assert lines and all(line.startswith("Queued") and line.endswith(f"({note})") for line in lines)
     for changes in waited:  # the note goes once the engine takes the job: it renders with none

@@ -178,6 +178,9 @@ class VideoJob(Widget):
         job = self._job
         video = job.video
         state: dict[str, Any] = {
+            # the request's, once the job knows its engine (a served model fills an unset one); the record's
+            # below. First: an observer of the status then sees the model that goes with it
+            "video_model": str(job.request.get("model") or self.video_model),
             "status": job.status,
             "waiting": job.note or "",
             "progress": job.progress if job.progress is not None else -1,
