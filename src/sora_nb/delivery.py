@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sora_nb import errors
 from sora_nb.cache import CachedVideo
+from sora_nb.client import AsyncVideosClient
+from sora_nb.downloads import Variant
 from sora_nb.engine import Engine
 from sora_nb.media import first_frame
 from sora_nb.polling import TRANSIENT
@@ -86,17 +89,34 @@ async def fetch(engine: Engine, video: Video, *, answered: bool, on_bytes: Progr
         if not dest.is_file():
             await client.download(video.id, dest, url=video.url, on_progress=on_bytes)
         return
-    for attempt in range(DOWNLOAD_ATTEMPTS):
+    await download_video(client, video.id, dest, url=video.url, on_progress=on_bytes)
+
+
+async def download_video(
+    client: AsyncVideosClient,
+    video_id: str,
+    dest: Path,
+    *,
+    url: str | None,
+    variant: Variant = "video",
+    attempts: int = DOWNLOAD_ATTEMPTS,
+    pause: float = 2.0,
+    on_progress: Progress | None = None,
+) -> None:
+    """Download an asset from the content endpoint (the video from ``url``, its record's result URL, where that
+    endpoint has none), starting it again after a transient failure up to ``attempts`` times, ``pause`` x n
+    seconds apart. The client's jobs and the class relay both fetch this way."""
+    for attempt in range(attempts):
         try:
-            await client.download(video.id, dest, on_progress=on_bytes)
-            break
-        except errors.NotFoundError:
-            if not video.url:
-                raise
-            await client.download(video.id, dest, url=video.url, on_progress=on_bytes)
-            break
+            try:
+                await client.download(video_id, dest, variant=variant, on_progress=on_progress)
+            except errors.NotFoundError:
+                if variant != "video" or not url:
+                    raise
+                await client.download(video_id, dest, url=url, on_progress=on_progress)
+            return
         except (*TRANSIENT, errors.DownloadError) as exc:
-            if attempt == DOWNLOAD_ATTEMPTS - 1:
+            if attempt == attempts - 1:
                 raise
-            log.info("sora_nb: download of %s failed (%s); starting it again", video.id, type(exc).__name__)
-            await asyncio.sleep(2.0 * (attempt + 1))
+            log.info("sora_nb: download of %s failed (%s); starting it again", video_id, type(exc).__name__)
+            await asyncio.sleep(pause * (attempt + 1))

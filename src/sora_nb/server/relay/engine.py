@@ -27,8 +27,7 @@ from typing import Any
 from sora_nb import errors
 from sora_nb.admission import Admission as UpstreamPlaces
 from sora_nb.client import AsyncVideosClient
-from sora_nb.delivery import DOWNLOAD_ATTEMPTS
-from sora_nb.polling import TRANSIENT
+from sora_nb.delivery import DOWNLOAD_ATTEMPTS, download_video
 from sora_nb.server.engines import EngineState, FilesDone
 from sora_nb.server.records import ASSETS, JobRecord
 from sora_nb.server.relay.settings import UPSTREAM_KEY_ENV as KEY_ENV
@@ -296,7 +295,15 @@ class RelayEngine:
         directory.mkdir(parents=True, exist_ok=True)
         for variant, (name, _) in ASSETS.items():
             try:
-                await self._download(upstream_id, directory / name, variant, url)
+                await download_video(
+                    self.client,
+                    upstream_id,
+                    directory / name,
+                    url=url,
+                    variant=variant,  # type: ignore[arg-type]
+                    attempts=DOWNLOAD_ATTEMPTS if variant == "video" else 1,  # a poster or sheet: tried once
+                    pause=self.poll_interval,
+                )
             except errors.SoraError as exc:
                 if variant != "video":  # as the client does: a job without a poster is still a video
                     log.info("relay: no %s for upstream job %s (%s)", variant, key, errors.one_line(str(exc)))
@@ -311,25 +318,6 @@ class RelayEngine:
             following = self._following.pop(key, None)
         for video_id, (target, done) in (following.waiting if following else {}).items():
             self._deliver(video_id, key, target, done)
-
-    async def _download(self, upstream_id: str, dest: Path, variant: str, url: str | None) -> None:
-        """One file of an upstream job; the video is started again up to DOWNLOAD_ATTEMPTS times after a
-        transient failure (as the client's jobs do), a poster or sheet is tried once."""
-        attempts = DOWNLOAD_ATTEMPTS if variant == "video" else 1
-        for attempt in range(attempts):
-            try:
-                try:
-                    await self.client.download(upstream_id, dest, variant=variant)  # type: ignore[arg-type]
-                except errors.NotFoundError:
-                    if variant != "video" or not url:
-                        raise
-                    await self.client.download(upstream_id, dest, url=url)
-                return
-            except (*TRANSIENT, errors.DownloadError) as exc:
-                if attempt == attempts - 1:
-                    raise
-                log.info("relay: download of %s failed (%s); starting it again", upstream_id, type(exc).__name__)
-                await asyncio.sleep(self.poll_interval * (attempt + 1))
 
     def _deliver(self, video_id: str, key: str, target: Path, done: FilesDone) -> bool:
         """Link the upstream job's files into a video's directory and report them done; False if the relay's
