@@ -124,3 +124,12 @@ def test_a_self_hosted_engine_costs_nothing_unless_priced(configured: Configured
     with pytest.raises(sora_nb.BudgetExceededError):
         sora_nb.submit("a priced clip on my own GPU", size="832x480", seconds=2).result(timeout=30)
     assert len(handle.app.store.jobs()) == 1
+
+
+def test_estimates_and_sweeps_on_a_self_hosted_engine_say_free(configured: Configured) -> None:
+    configured(dialect="sglang")  # detected; its served model has no price
+    estimate = sora_nb.estimate("a lantern", seconds=[2, 4])
+    assert estimate.usd == 0.0 and "self-hosted engine" in repr(estimate)
+    grid = sora_nb.sweep("a lantern at {when}", when=["dusk", "dawn"], seconds=2)
+    assert grid.estimated_usd == 0.0
+    grid.cancel_all()

@@ -10,14 +10,15 @@ widgets, cache, client) knows nothing of it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sora_nb import jobs
 from sora_nb.cache import VideoCache
-from sora_nb.config import settings
-from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request
+from sora_nb.config import Settings, settings
+from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request, on_own_engine
+from sora_nb.engine import resolve_backend
 from sora_nb.jobs import Job, submit
 from sora_nb.request import PARAMS, RequestParams, open_labels, open_params
 from sora_nb.sweeps import differing, expand, label
@@ -139,6 +140,7 @@ def sweep(
     keys = differing(requests)
     current = settings()
     local = current.local
+    default_model, priced = _backend(current)
     estimated = 0.0
     cards = []
     for request in requests:
@@ -146,8 +148,10 @@ def sweep(
         open_params(request)  # a typo (steps=-5) is said before any job starts
         known = {k: request[k] for k in PARAMS if request.get(k) is not None}
         extra = {k: v for k, v in request.items() if k not in (*PARAMS, "prompt")}
-        cost = estimate_request(
-            {**request, "model": request.get("model") or current.model}, local=local, prices=current.prices
+        cost = priced(
+            estimate_request(
+                {**request, "model": request.get("model") or default_model}, local=local, prices=current.prices
+            )
         )
         estimated += cost.usd or 0.0
 
@@ -239,20 +243,37 @@ def estimate(
         job = _job(source)
         kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
         request = {} if seconds is None else {"seconds": str(seconds)}
-        return estimate_job(kind, request, job, video_cache(), current, local=local)
+        return _backend(current)[1](estimate_job(kind, request, job, video_cache(), current, local=local))
+    default_model, priced = _backend(current)
     requests = expand(
-        prompt if prompt is not None else "", model=model or current.model, size=size, seconds=seconds, **params
+        prompt if prompt is not None else "", model=model or default_model, size=size, seconds=seconds, **params
     )
     for r in requests:
         open_params(r)  # a typo (steps=-5) is said now, not when the sweep runs
-    parts = [estimate_request(r, local=local, prices=current.prices) for r in requests]
+    parts = [priced(estimate_request(r, local=local, prices=current.prices)) for r in requests]
     total = None if any(p.usd is None for p in parts) else round(sum(p.usd or 0.0 for p in parts), 4)
     seconds_total = sum(p.seconds for p in parts)
     names = sorted({p.model for p in parts})
     rate = total / seconds_total if total is not None and seconds_total else None
     return Estimate(
-        usd=total, seconds=seconds_total, per_second=rate, model=", ".join(names), local=local, jobs=len(parts)
+        usd=total,
+        seconds=seconds_total,
+        per_second=rate,
+        model=", ".join(names),
+        local=local,
+        jobs=len(parts),
+        self_hosted=bool(parts) and all(p.self_hosted for p in parts),
     )
+
+
+def _backend(current: Settings) -> tuple[str | None, Callable[[Estimate], Estimate]]:
+    """For estimates under ``current``: the model a request without one gets (``configure(model=...)``, else a
+    self-hosted engine's served one: detected, and remembered, as a job would) and what an estimate becomes there
+    (free where the engine's model has no price)."""
+    backend = None if current.local else resolve_backend(current)
+    if backend is None or not backend.engine:
+        return current.model, lambda estimate: estimate
+    return current.model or backend.served_model, on_own_engine
 
 
 def spent() -> float:

@@ -302,11 +302,8 @@ def estimate_job(
     local: bool,
     self_hosted: bool = False,
 ) -> Estimate:
-    """What a job costs: a generation by its request; a remix, edit or extension by its source's record.
-
-    On a ``self_hosted`` engine a model without a configured price costs nothing (the engine is yours), so a
-    budget counts only what ``configure(prices=...)`` prices.
-    """
+    """What a job costs: a generation by its request; a remix, edit or extension by its source's record; on a
+    ``self_hosted`` engine, see :func:`on_own_engine`."""
     if kind in ("generate", "attach") or source is None:
         estimate = estimate_request(request, local=local, prices=config.prices, default_model=config.model)
     else:
@@ -319,6 +316,12 @@ def estimate_job(
             default_model=config.model,
             unknown=_unknown_source(kind, source),
         )
-    if self_hosted and estimate.usd is None:
-        return replace(estimate, usd=0.0, per_second=0.0, unknown="", self_hosted=True)
-    return estimate
+    return on_own_engine(estimate) if self_hosted else estimate
+
+
+def on_own_engine(estimate: Estimate) -> Estimate:
+    """``estimate`` on a self-hosted engine: a model without a configured price costs nothing there (the engine is
+    yours), so a budget counts only what ``configure(prices=...)`` prices."""
+    if estimate.usd is not None:
+        return estimate
+    return replace(estimate, usd=0.0, per_second=0.0, unknown="", self_hosted=True)

@@ -259,7 +259,7 @@ async def complete_request(engine: Engine, kind: str, request: dict[str, Any], *
     if kind != "generate" or not provider.engine or not backend.models:
         return request
     if model is None:
-        return {**request, "model": backend.models[0]}
+        return {**request, "model": backend.served_model}
     if not provider.strict_models or model in backend.models:
         return request
     if not new and engine.cache.lookup(engine.request_key(kind, request)) is not None:

@@ -54,6 +54,11 @@ class Backend:
     detected: bool = False
     settled: bool = True
 
+    @property
+    def served_model(self) -> str | None:
+        """The model a request without one gets: the first an engine serves (None elsewhere)."""
+        return self.models[0] if self.engine and self.models else None
+
 
 _local_server: Any = None
 _local_lock = threading.Lock()
