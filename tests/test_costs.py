@@ -133,3 +133,6 @@ def test_estimates_and_sweeps_on_a_self_hosted_engine_say_free(configured: Confi
     grid = sora_nb.sweep("a lantern at {when}", when=["dusk", "dawn"], seconds=2)
     assert grid.estimated_usd == 0.0
     grid.cancel_all()
+    sora_nb.configure(budget_usd=0.5)
+    pg = sora_nb.playground(session="own-gpu")  # the form prices as its jobs will be: free, Generate enabled
+    assert pg.cost["take_usd"] == 0.0 and pg.cost["variations_usd"] == 0.0

@@ -10,15 +10,15 @@ widgets, cache, client) knows nothing of it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sora_nb import jobs
 from sora_nb.cache import VideoCache
-from sora_nb.config import Settings, settings
-from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request, on_own_engine
-from sora_nb.engine import resolve_backend
+from sora_nb.config import settings
+from sora_nb.costs import Budget, Estimate, estimate_job, estimate_request
+from sora_nb.engine import estimate_rules
 from sora_nb.jobs import Job, submit
 from sora_nb.request import PARAMS, RequestParams, open_labels, open_params
 from sora_nb.sweeps import differing, expand, label
@@ -140,7 +140,7 @@ def sweep(
     keys = differing(requests)
     current = settings()
     local = current.local
-    default_model, priced = _backend(current)
+    default_model, priced = estimate_rules(current)
     estimated = 0.0
     cards = []
     for request in requests:
@@ -243,8 +243,8 @@ def estimate(
         job = _job(source)
         kind = "extend" if seconds is not None else "edit" if isinstance(job, Path) else "remix"
         request = {} if seconds is None else {"seconds": str(seconds)}
-        return _backend(current)[1](estimate_job(kind, request, job, video_cache(), current, local=local))
-    default_model, priced = _backend(current)
+        return estimate_rules(current)[1](estimate_job(kind, request, job, video_cache(), current, local=local))
+    default_model, priced = estimate_rules(current)
     requests = expand(
         prompt if prompt is not None else "", model=model or default_model, size=size, seconds=seconds, **params
     )
@@ -264,16 +264,6 @@ def estimate(
         jobs=len(parts),
         self_hosted=bool(parts) and all(p.self_hosted for p in parts),
     )
-
-
-def _backend(current: Settings) -> tuple[str | None, Callable[[Estimate], Estimate]]:
-    """For estimates under ``current``: the model a request without one gets (``configure(model=...)``, else a
-    self-hosted engine's served one: detected, and remembered, as a job would) and what an estimate becomes there
-    (free where the engine's model has no price)."""
-    backend = None if current.local else resolve_backend(current)
-    if backend is None or not backend.engine:
-        return current.model, lambda estimate: estimate
-    return current.model or backend.served_model, on_own_engine
 
 
 def spent() -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from sora_nb.admission import Admission
 from sora_nb.cache import VideoCache, fingerprint
 from sora_nb.client import AsyncVideosClient
 from sora_nb.config import Settings, default_cache_dir, settings
+from sora_nb.costs import Estimate, on_own_engine
 from sora_nb.discovery import TITLES, Served, discover
 from sora_nb.downloads import Variant
 from sora_nb.polling import BatchPoller
@@ -118,6 +119,16 @@ def resolve_backend(current: Settings | None = None) -> Backend:
         detected=name is None and served.provider is not None,
         settled=served.settled,
     )
+
+
+def estimate_rules(current: Settings) -> tuple[str | None, Callable[[Estimate], Estimate]]:
+    """For estimates under ``current``: the model a request without one gets (``configure(model=...)``, else a
+    self-hosted engine's served one: detected, and remembered, as a job would) and what an estimate becomes there
+    (free where the engine's model has no price: :func:`~sora_nb.costs.on_own_engine`)."""
+    backend = None if current.local else resolve_backend(current)
+    if backend is None or not backend.engine:
+        return current.model, lambda estimate: estimate
+    return current.model or backend.served_model, on_own_engine
 
 
 class Engine:

@@ -22,7 +22,8 @@ import traitlets
 from sora_nb.cache import VideoCache, fingerprint
 from sora_nb.choices import Choices, choices
 from sora_nb.config import settings
-from sora_nb.costs import Budget, estimate_request
+from sora_nb.costs import Budget, Estimate, estimate_request
+from sora_nb.engine import estimate_rules
 from sora_nb.errors import SoraError
 from sora_nb.jobs import Job, extend, submit
 from sora_nb.providers import load_image
@@ -89,6 +90,9 @@ class Playground(Widget):
         """A playground (``sora_nb.playground`` makes one); see there for the parameters."""
         current = settings()
         offer = offer or choices(current)
+        # the form's estimates, priced as its jobs will be (a self-hosted engine's model: free unless priced);
+        # asked once, like the choices, not at every change of the form
+        self._priced = estimate_rules(current)[1]
         unknown = set(defaults) - set(FIELDS) or set(lock or {}) - set(FIELDS)
         if unknown:
             raise TypeError(f"unknown field(s) {', '.join(sorted(unknown))}; choose from: {', '.join(FIELDS)}")
@@ -198,13 +202,13 @@ class Playground(Widget):
             limits.append(Limit(current.budget_usd, spent, "budget"))
         return tightest(limits)
 
-    def _refresh(self) -> None:
+    def _estimate(self, request: Mapping[str, Any]) -> Estimate:
+        """What ``request`` costs under the settings in force, on this playground's backend."""
         current = settings()
-        cost = estimate_request(
-            {"model": self.video_model, "size": self.size, "seconds": self.seconds},
-            local=current.local,
-            prices=current.prices,
-        )
+        return self._priced(estimate_request(request, local=current.local, prices=current.prices))
+
+    def _refresh(self) -> None:
+        cost = self._estimate({"model": self.video_model, "size": self.size, "seconds": self.seconds})
         limit = self._limit()
         reattach = bool(self.prompt.strip()) and self._find(self._key(self._params())) is not None
         with self.hold_sync():
@@ -245,8 +249,7 @@ class Playground(Widget):
         keys = [self._key(p) for p in wanted]
         fresh = [(p, k) for p, k in zip(wanted, keys, strict=True) if self._find(k) is None]
         self._refresh()
-        current = settings()
-        cost = estimate_request(wanted[0], local=current.local, prices=current.prices)
+        cost = self._estimate(wanted[0])
         reason = blocked_reason(cost, len(fresh), self._limit(), prompt=self.prompt, what=f"{len(fresh)} variations")
         if reason:
             self.notice = reason
@@ -285,17 +288,15 @@ class Playground(Widget):
                 self._refresh()
 
         job.observe(on_job)
-        current = settings()
-        estimated = estimate_request(record.request, local=current.local, prices=current.prices).usd
+        estimated = self._estimate(record.request).usd
         self.strip.add(take, record.cost_usd if record.video_id else estimated or 0.0)
         on_job(job)
 
     def _extend(self, take: Take, prompt: str, seconds: int) -> None:
         if take.video_id is None:
             return
-        current = settings()
         priced = {"model": take.request.get("model"), "size": take.request.get("size"), "seconds": seconds}
-        cost = estimate_request(priced, local=current.local, prices=current.prices)
+        cost = self._estimate(priced)
         reason = blocked_reason(cost, 1, self._limit(), prompt=prompt, what="This extension")
         if reason:
             self.notice = reason
